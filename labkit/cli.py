@@ -1,0 +1,223 @@
+"""The ``labkit`` command line: parse, call the library, print. Logic lives in the library."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from labkit import __version__
+from labkit.errors import LabkitError
+
+
+class Group(click.Group):
+    """Turns a :class:`LabkitError` from any command into one ``Error: …`` line and exit 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LabkitError as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="labkit")
+def main():
+    """labkit: the neural-network course's labs in Keras 3 / TensorFlow.
+
+    \b
+    Example:
+      labkit recipes
+      labkit train cnn --dataset digits
+    """
+
+
+def set_option(func):
+    """``--set key=value``, repeatable: recipe hyperparameters."""
+    return click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                        help="Recipe hyperparameter, repeatable: --set dropout=0.2 "
+                             "--set units=[64,32].")(func)
+
+
+@main.command()
+@click.argument("pattern", default="*")
+def recipes(pattern):
+    """List recipes (name, summary, lecture topic), optionally filtered by a glob PATTERN.
+
+    \b
+    Example:
+      labkit recipes
+      labkit recipes 'cnn*'
+    """
+    from labkit import registry
+
+    for name in registry.list_recipes(pattern):
+        recipe = registry.get_recipe(name)
+        click.echo(f"{name:<16} {recipe.summary}\n{'':<16} lecture: {recipe.topic}")
+
+
+@main.command()
+def data():
+    """List the datasets: name, source, input shape, classes.
+
+    \b
+    Example:
+      labkit data
+    """
+    from labkit.data import DATASETS
+
+    for name, (source, shape, classes, text) in DATASETS.items():
+        click.echo(f"{name:<14} {source:<10} {str(shape):<12} {classes:>3} classes  {text}")
+
+
+@main.command()
+@click.argument("recipe")
+@click.option("--dataset", default="digits", show_default=True,
+              help="Dataset whose input shape and classes shape the model.")
+@click.option("--summary/--no-summary", default=True, show_default=True,
+              help="Build the model and print its summary (takes a few seconds: Keras loads).")
+@set_option
+def describe(recipe, dataset, summary, assignments):
+    """Show RECIPE's hyperparameters (default and current value) and its model summary.
+
+    \b
+    Example:
+      labkit describe cnn --dataset mnist --set filters=[32,64,64]
+    """
+    from labkit import config, describe as desc, registry
+
+    values = config.parse_assignments(assignments)
+    rows = desc.hyperparameter_rows(recipe, values)
+    info = registry.get_recipe(recipe)
+    click.echo(f"{info.name}: {info.summary}\nlecture: {info.topic}\n")
+    click.echo(f"{'hyperparameter':<20} {'default':<22} current")
+    for key, default, current in rows:
+        mark = "" if current == default else "   (set)"
+        click.echo(f"{key:<20} {default!r:<22} {current!r}{mark}")
+    if summary:
+        text, count = desc.summary(recipe, dataset, values)
+        click.echo(f"\n{text}\nParameters: {count:,}")
+
+
+@main.command()
+@click.argument("recipe", required=False)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="JSON or YAML config, e.g. a run's config.json; flags override it.")
+@click.option("--dataset", help="Dataset name (see `labkit data`).  [default: digits]")
+@click.option("--data-dir", help="TFDS data directory (else $TFDS_DATA_DIR).")
+@click.option("--data-option", "data_assignments", multiple=True, metavar="KEY=VALUE",
+              help="Dataset option, repeatable: --data-option noise=0.2 (Playground sets).")
+@click.option("--epochs", type=int, help="Passes over the training data.  [default: 10]")
+@click.option("--batch-size", type=int, help="Examples per gradient step.  [default: 32]")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "rmsprop", "adam"]),
+              help="Optimizer.  [default: adam]")
+@click.option("--learning-rate", type=float, help="Step size ε.  [default: the optimizer's]")
+@click.option("--validation-split", type=float,
+              help="Fraction of training data held out.  [default: 0.2]")
+@click.option("--seed", type=int, help="Random seed.  [default: 42]")
+@set_option
+@click.option("--name", help="Run directory name.  [default: RECIPE-DATASET-TIME]")
+@click.option("--runs-dir", help="Where run directories go.  [default: runs]")
+def train(recipe, config_file, data_assignments, assignments, **flags):
+    """Train RECIPE and write a run directory (config, history, metrics, model, curves).
+
+    \b
+    Example:
+      labkit train cnn --dataset digits
+      labkit train mlp --dataset spiral --set units=[16,16] --epochs 50
+      labkit train --config runs/cnn-digits-20261126-120000/config.json
+    """
+    from labkit.config import parse_assignments, resolve_train_config
+
+    config = resolve_train_config(
+        recipe=recipe, config_file=config_file, flags=flags,
+        hparams=parse_assignments(assignments),
+        data_options=parse_assignments(data_assignments, "--data-option"))
+    config.validate()
+    from labkit.training import train as run_training
+
+    try:
+        run = run_training(config, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted: finished epochs are saved in the run directory.", err=True)
+        sys.exit(130)
+    metrics = run.metrics
+    click.echo(f"Finished {metrics['epochs_completed']} epochs → {run.path}")
+    for key in ("final_accuracy", "final_val_accuracy", "best_val_accuracy", "test_accuracy"):
+        if key in metrics:
+            click.echo(f"  {key:<20} {metrics[key]:.4f}")
+
+
+@main.command()
+@click.argument("run")
+@click.option("--data-dir", help="TFDS data directory, if it moved since training.")
+def evaluate(run, data_dir):
+    """Evaluate RUN on its test split: metrics, confusion matrix, per-class report.
+
+    The results are also saved in the run directory (evaluation.json, confusion_matrix.csv,
+    classification_report.txt).
+
+    \b
+    Example:
+      labkit evaluate runs/cnn-digits-20261126-120000
+    """
+    from labkit.evaluation import evaluate as run_evaluation
+
+    result = run_evaluation(run, data_dir)
+    click.echo(f"test_accuracy  {result['test_accuracy']:.4f}\n"
+               f"test_loss      {result['test_loss']:.4f}\n"
+               f"examples       {result['num_examples']}\n")
+    names = result["class_names"]
+    width = max(5, *(len(n) for n in names)) + 1
+    click.echo("confusion matrix (rows: true, columns: predicted)")
+    click.echo(" " * width + "".join(f"{n[:width - 1]:>{width}}" for n in names))
+    for name, row in zip(names, result["confusion_matrix"]):
+        click.echo(f"{name[:width - 1]:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+    click.echo("\n" + result["report_text"])
+
+
+@main.command()
+@click.argument("run")
+@click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel"]), default="keras",
+              show_default=True, help="Keras 3 .keras file, or a TensorFlow SavedModel folder.")
+@click.option("--output", help="Where to write it.  [default: RUN/export/model.keras or "
+                               "RUN/export/savedmodel]")
+def export(run, fmt, output):
+    """Export RUN's model; the export is reloaded and must predict as the trained model does.
+
+    \b
+    Example:
+      labkit export runs/cnn-digits-20261126-120000 --format savedmodel
+    """
+    from labkit.export import export as run_export
+
+    result = run_export(run, fmt, output)
+    click.echo(f"Exported {result['format']} → {result['path']} (checked on {result['examples']} "
+               f"examples, max |difference| {result['max_abs_diff']:.2g})")
+
+
+@main.command(name="runs")
+@click.option("--runs-dir", default="runs", show_default=True, help="Folder of run directories.")
+def list_runs(runs_dir):
+    """List runs: name, recipe, dataset, epochs, best validation accuracy, status, date.
+
+    \b
+    Example:
+      labkit runs --runs-dir runs
+    """
+    from labkit.runs import list_runs as rows_of
+
+    rows = rows_of(runs_dir)
+    if not rows:
+        click.echo(f"No runs in {runs_dir}.")
+        return
+    header = ("name", "recipe", "dataset", "epochs", "best_val_acc", "status", "date")
+    table = [header] + [
+        (r["name"], r["recipe"], r["dataset"], str(r["epochs"]),
+         "-" if r["best_val_accuracy"] is None else f"{r['best_val_accuracy']:.4f}",
+         r["status"], r["date"]) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(f"{str(v):<{w}}" for v, w in zip(row, widths)).rstrip())
+
+

@@ -1,0 +1,78 @@
+"""The TensorFlow Playground's 2-D datasets, generated as its ``src/dataset.ts`` does.
+
+Labels are the Playground's −1 (orange) and +1 (blue), returned as classes 0 and 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NUM_SAMPLES = 500  # the Playground's classification sets
+RADIUS = 5.0
+
+
+def circle(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Half the points inside radius 2.5, half in the ring 3.5–5; label: inside the noised 2.5."""
+    def ring(k, r_min, r_max):
+        r = rng.uniform(r_min, r_max, k)
+        angle = rng.uniform(0, 2 * np.pi, k)
+        return np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1)
+
+    points = np.concatenate([ring(n // 2, 0, RADIUS * 0.5), ring(n - n // 2, RADIUS * 0.7, RADIUS)])
+    jitter = rng.uniform(-RADIUS, RADIUS, points.shape) * noise
+    labels = np.linalg.norm(points + jitter, axis=1) < RADIUS * 0.5
+    return points, labels
+
+
+def xor(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform points pushed 0.3 away from the axes; label: the noised x·y >= 0."""
+    points = rng.uniform(-5, 5, (n, 2))
+    points += np.where(points > 0, 0.3, -0.3)
+    jitter = rng.uniform(-5, 5, points.shape) * noise
+    noised = points + jitter
+    return points, noised[:, 0] * noised[:, 1] >= 0
+
+
+def gauss(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two Gaussians at (2, 2) (+1) and (−2, −2) (−1); variance 0.5 → 4 as noise 0 → 0.5."""
+    variance = 0.5 + (4 - 0.5) * noise / 0.5
+    half = n // 2
+    centers = np.repeat([[2.0, 2.0], [-2.0, -2.0]], [half, n - half], axis=0)
+    points = centers + rng.normal(0, np.sqrt(variance), (n, 2))
+    return points, np.arange(n) < half
+
+
+def spiral(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaved spirals, r = 5i/m, t = 1.75·2π·i/m + δ, δ = 0 (+1) or π (−1)."""
+    m = n // 2
+    i = np.arange(m)
+    arms = []
+    for delta in (0.0, np.pi):
+        r = i / m * RADIUS
+        t = 1.75 * i / m * 2 * np.pi + delta
+        arm = np.stack([r * np.sin(t), r * np.cos(t)], axis=1)
+        arms.append(arm + rng.uniform(-1, 1, arm.shape) * noise)
+    return np.concatenate(arms), np.arange(2 * m) < m
+
+
+GENERATORS = {"circle": circle, "xor": xor, "gauss": gauss, "spiral": spiral}
+
+
+def generate(name: str, *, noise: float = 0.0, num_samples: int = NUM_SAMPLES,
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``(n, 2)`` float32 and labels ``(n,)`` in {0, 1}, shuffled as the Playground does."""
+    rng = np.random.default_rng(seed)
+    points, positive = GENERATORS[name](num_samples, noise, rng)
+    order = rng.permutation(len(points))
+    return points[order].astype("float32"), positive[order].astype("int64")
+
+
+FEATURES = {
+    "x1": lambda p: p[:, 0],
+    "x2": lambda p: p[:, 1],
+    "x1^2": lambda p: p[:, 0] ** 2,
+    "x2^2": lambda p: p[:, 1] ** 2,
+    "x1*x2": lambda p: p[:, 0] * p[:, 1],
+    "sin(x1)": lambda p: np.sin(p[:, 0]),
+    "sin(x2)": lambda p: np.sin(p[:, 1]),
+}

@@ -1,0 +1,103 @@
+"""The recipe registry: one dict, one decorator, three functions.
+
+Recipes live in the top-level ``recipes`` package; each module registers its build functions with
+``@recipe(...)``. Registration only records the function, so listing recipes (and reading their
+hyperparameters from the signature) never imports Keras or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+import pkgutil
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from labkit.errors import LabkitError
+
+_REGISTRY: dict[str, Recipe] = {}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Arguments every build function takes that are not hyperparameters.
+STRUCTURAL = ("input_shape", "num_classes")
+
+
+class UnknownRecipeError(LabkitError, KeyError):
+    """Raised for a recipe name that is not registered; the message suggests close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A registered build function and what the CLI shows about it."""
+
+    name: str
+    summary: str
+    topic: str
+    build: Callable[..., Any]
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """Hyperparameter names and defaults, read from the build function's signature."""
+        params = inspect.signature(self.build).parameters.values()
+        return {
+            p.name: p.default
+            for p in params
+            if p.name not in STRUCTURAL and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
+
+def recipe(name: str, *, summary: str, topic: str) -> Callable:
+    """Register a build function under ``name``.
+
+    Args:
+        name: snake_case recipe name, unique.
+        summary: one line for ``labkit recipes``.
+        topic: the lecture topic the recipe mirrors.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"Recipe names are snake_case. Received: name={name!r}")
+
+    def register(build: Callable) -> Callable:
+        if name in _REGISTRY and _REGISTRY[name].build is not build:
+            raise ValueError(f"A recipe named {name!r} is already registered.")
+        _REGISTRY[name] = Recipe(name, summary, topic, build)
+        return build
+
+    return register
+
+
+def _load_all() -> None:
+    """Import every module of the ``recipes`` package so that its recipes register."""
+    package = importlib.import_module("recipes")
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"recipes.{module.name}")
+
+
+def list_recipes(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered recipes, filtered by an fnmatch ``pattern``."""
+    _load_all()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_recipe(name: str) -> Recipe:
+    """The registered recipe called ``name``; an unknown name suggests close matches."""
+    _load_all()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UnknownRecipeError(
+            f"Unknown recipe {name!r}.{hint} See `labkit recipes` for the list."
+        )
+    return _REGISTRY[name]
+
+
+def build(name: str, **kwargs: Any):
+    """Build the recipe ``name`` (an uncompiled ``keras.Model``) with ``input_shape``,
+    ``num_classes`` and hyperparameters as keyword arguments."""
+    return get_recipe(name).build(**kwargs)

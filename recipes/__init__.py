@@ -1,0 +1,7 @@
+"""The course's models as recipes: each module registers build functions with ``@recipe``.
+
+    from recipes import cnn
+    model = cnn.build(input_shape=(28, 28, 1), num_classes=10, filters=[32, 64, 64])
+
+Every build function returns an uncompiled ``keras.Model`` and imports only ``keras``.
+"""

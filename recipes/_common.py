@@ -1,0 +1,182 @@
+"""Hyperparameters shared by every recipe: checks, per-layer lists, penalties and start values.
+
+Messages follow Keras: they name the argument and repeat the value received.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from labkit._lazy import lazy_import
+
+keras = lazy_import("keras")
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "selu", "gelu", "swish", "softplus", "linear",
+               "leaky_relu")
+INITIALIZERS = ("random_uniform", "random_normal", "truncated_normal", "glorot_uniform",
+                "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
+                "orthogonal", "zeros", "ones", "constant")
+_CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$")
+
+
+def per_layer(name: str, value: Any, n: int) -> list:
+    """Broadcast one value to ``n`` layers, or check that a list holds exactly ``n`` values."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(
+                f"`{name}` needs one value per layer ({n}) or a single value. "
+                f"Received: {name}={list(value)}"
+            )
+        return list(value)
+    return [value] * n
+
+
+def as_list(name: str, value: Any) -> list:
+    """A per-layer setting given as one value or a list (``units=64`` or ``units=[64, 32]``)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    return values
+
+
+def check_positive_ints(name: str, values: Sequence, *, allow_empty: bool = False) -> None:
+    if not values and not allow_empty:
+        raise ValueError(f"`{name}` needs at least one value. Received: {name}={list(values)}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"`{name}` must hold positive integers. Received: {name}={values!r}")
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(map(str, choices))}. Received: {name}={value!r}"
+        )
+
+
+def check_rates(name: str, values: Sequence) -> None:
+    """Dropout-like rates must lie in [0, 1)."""
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={_show(values)}")
+
+
+def check_penalties(name: str, values: Sequence) -> None:
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ValueError(f"`{name}` must be >= 0. Received: {name}={_show(values)}")
+
+
+def _show(values: Sequence) -> Any:
+    return values[0] if len(set(map(repr, values))) == 1 else list(values)
+
+
+def parse_initializer(name: str, spec: Any) -> dict:
+    """Read an initializer given as a name, ``"name(k=v, ...)"`` or ``{"name": ..., **kwargs}``.
+
+    Returns ``{"class_name": ..., "config": {...}}``, checked against Keras's initializers.
+    """
+    if isinstance(spec, dict):
+        kwargs = dict(spec)
+        init = kwargs.pop("name", None)
+    elif isinstance(spec, str):
+        match = _CALL.match(spec)
+        init, kwargs = (match.group(1), _call_kwargs(name, spec, match.group(2))) if match \
+            else (spec.strip(), {})
+    else:
+        init, kwargs = None, {}
+    if init not in INITIALIZERS:
+        raise ValueError(
+            f"`{name}` must name an initializer ({', '.join(INITIALIZERS)}), optionally with "
+            f"arguments such as 'random_normal(stddev=0.05)'. Received: {name}={spec!r}"
+        )
+    return {"class_name": init, "config": kwargs}
+
+
+def _call_kwargs(name: str, spec: str, args: str) -> dict:
+    try:
+        call = ast.parse(f"f({args})", mode="eval").body
+        if call.args:  # constant(0.1) is the one positional form worth allowing
+            if len(call.args) > 1:
+                raise ValueError
+            return {"value": ast.literal_eval(call.args[0]),
+                    **{k.arg: ast.literal_eval(k.value) for k in call.keywords}}
+        return {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError):
+        raise ValueError(
+            f"`{name}` arguments must be keyword=number pairs, e.g. 'random_uniform(minval=-0.05, "
+            f"maxval=0.05)'. Received: {name}={spec!r}"
+        ) from None
+
+
+def initializer(spec: dict):
+    """A Keras initializer instance from :func:`parse_initializer`'s result."""
+    class_name = "".join(part.capitalize() for part in spec["class_name"].split("_"))
+    cls = getattr(keras.initializers, class_name)
+    try:
+        return cls(**spec["config"])
+    except TypeError as err:
+        raise ValueError(
+            f"Bad arguments for initializer {spec['class_name']!r}: {err}. "
+            f"Received: {spec['config']}"
+        ) from None
+
+
+class LayerOptions:
+    """Per-layer penalties and start values for the ``n`` weighted layers of a recipe.
+
+    ``l1``/``l2`` are the lecture's α in h̃ = h + αΩ(θ), one value or one per layer. Keras adds
+    ``l1 * sum(|w|)`` and ``l2 * sum(w**2)`` to the loss (no ½ factor, no division by the number
+    of examples), so α here is exactly the coefficient of the penalty in the training loss.
+    """
+
+    def __init__(self, n: int, *, l1=0.0, l2=0.0, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros") -> None:
+        self.l1 = per_layer("l1", l1, n)
+        self.l2 = per_layer("l2", l2, n)
+        check_penalties("l1", self.l1)
+        check_penalties("l2", self.l2)
+        self.kernel_init = parse_initializer("kernel_initializer", kernel_initializer)
+        self.bias_init = parse_initializer("bias_initializer", bias_initializer)
+        self._next = 0
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for the next weighted layer (Dense, Conv*) in build order."""
+        i = self._next
+        self._next += 1
+        l1, l2 = self.l1[i], self.l2[i]
+        regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+        return {
+            "kernel_initializer": initializer(self.kernel_init),
+            "bias_initializer": initializer(self.bias_init),
+            "kernel_regularizer": regularizer,
+        }
+
+
+def dense_head(x, num_classes: int, units: Sequence[int], dropout: Sequence[float],
+               activation: str, batch_norm: bool, options: LayerOptions):
+    """Dense layers ``fc1..fcN`` then the softmax ``predictions`` layer.
+
+    ``dropout`` holds one rate per dense layer (hidden ones and the output), applied to that
+    layer's input, so a single rate reproduces the course's flatten → dropout → softmax.
+    """
+    for i, width in enumerate(units, start=1):
+        if dropout[i - 1]:
+            x = keras.layers.Dropout(dropout[i - 1], name=f"fc{i}_dropout")(x)
+        x = keras.layers.Dense(width, name=f"fc{i}", **options.kwargs())(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"fc{i}_bn")(x)
+        x = keras.layers.Activation(activation, name=f"fc{i}_{activation}")(x)
+    if dropout[-1]:
+        x = keras.layers.Dropout(dropout[-1], name="predictions_dropout")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", name="predictions",
+                              **options.kwargs())(x)
+
+
+def check_common(*, num_classes: int, activation: str, batch_norm: Any) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
+    check_choice("activation", activation, ACTIVATIONS)
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"`batch_norm` must be true or false. Received: batch_norm={batch_norm!r}")
