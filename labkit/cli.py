@@ -89,13 +89,14 @@ def describe(recipe, dataset, summary, assignments):
     values = config.parse_assignments(assignments)
     rows = desc.hyperparameter_rows(recipe, values)
     info = registry.get_recipe(recipe)
+    built = desc.summary(recipe, dataset, values, light_backend=True) if summary else None
     click.echo(f"{info.name}: {info.summary}\nlecture: {info.topic}\n")
     click.echo(f"{'hyperparameter':<20} {'default':<22} current")
     for key, default, current in rows:
         mark = "" if current == default else "   (set)"
         click.echo(f"{key:<20} {default!r:<22} {current!r}{mark}")
-    if summary:
-        text, count = desc.summary(recipe, dataset, values)
+    if built:
+        text, count = built
         click.echo(f"\n{text}\nParameters: {count:,}")
 
 

@@ -41,7 +41,12 @@ class TrainConfig:
                 f"Recipe {self.recipe!r} has no hyperparameter {', '.join(map(repr, unknown))}. "
                 f"Known: {', '.join(recipe.hyperparameters)}."
             )
-        data.check_name(self.dataset)
+        spec = data.catalog_spec(self.dataset)
+        if not recipe.accepts(spec.input_shape):
+            raise LabkitError(
+                f"Recipe {self.recipe!r} takes {recipe.inputs} inputs; dataset {self.dataset!r} "
+                f"has input shape {spec.input_shape}. Try `mlp` or an image dataset."
+            )
         _check_int("epochs", self.epochs, minimum=1)
         _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("seed", self.seed, minimum=0)

@@ -153,11 +153,19 @@ def _tfds(name: str, validation_split: float, data_dir: str | None) -> Data:
         raise LabkitError("For TFDS datasets --validation-split must be between 0.01 and 0.99.")
     splits = ["train", "test"] if not percent else \
         [f"train[:{100 - percent}%]", f"train[{100 - percent}%:]", "test"]
+    def load_splits(download: bool):
+        return tfds.load(name, split=splits, data_dir=data_dir, as_supervised=True,
+                         download=download)
+
     try:
-        datasets = tfds.load(name, split=splits, data_dir=data_dir, as_supervised=True,
-                             download=True)
-    except Exception as err:  # TFDS raises many types when offline; all mean "not on disk"
-        raise LabkitError(_not_prepared(name, builder.data_dir, err)) from None
+        datasets = load_splits(download=False)
+    except Exception as not_on_disk:  # TFDS raises several types for "not prepared"
+        if not network_reachable():
+            raise LabkitError(_not_prepared(name, builder.data_dir, "no network")) from None
+        try:
+            datasets = load_splits(download=True)
+        except Exception as err:
+            raise LabkitError(_not_prepared(name, builder.data_dir, err)) from not_on_disk
     info = builder.info
     features = info.features
     spec = DatasetSpec(name, tuple(features["image"].shape), features["label"].num_classes,
@@ -167,8 +175,20 @@ def _tfds(name: str, validation_split: float, data_dir: str | None) -> Data:
     return Data(spec, train, val, test)
 
 
-def _not_prepared(name: str, data_dir: str, err: Exception) -> str:
-    reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+def network_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
+    """Whether TFDS's download host answers; checked first so an offline machine fails in
+    seconds instead of minutes of download retries."""
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _not_prepared(name: str, data_dir: str, err: Exception | str) -> str:
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
     return (
         f"Dataset {name!r} is not in {data_dir} and could not be downloaded ({reason}). "
         f"On a machine with network run `python -m tensorflow_datasets.scripts.download_and_prepare "

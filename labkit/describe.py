@@ -25,9 +25,14 @@ def hyperparameter_rows(name: str, values: dict[str, Any]) -> list[tuple[str, An
     return [(key, default, values.get(key, default)) for key, default in defaults.items()]
 
 
-def summary(name: str, dataset: str, values: dict[str, Any]) -> tuple[str, int]:
-    """The model summary text and parameter count of recipe ``name`` shaped for ``dataset``."""
-    if not is_loaded("keras"):
+def summary(name: str, dataset: str, values: dict[str, Any], *,
+            light_backend: bool = False) -> tuple[str, int]:
+    """The model summary text and parameter count of recipe ``name`` shaped for ``dataset``.
+
+    ``light_backend=True`` (the CLI's choice) loads Keras on its numpy backend if Keras is not
+    loaded yet; a Python session keeps its own backend.
+    """
+    if light_backend and not is_loaded("keras"):
         os.environ["KERAS_BACKEND"] = "numpy"
     spec = data.catalog_spec(dataset)
     try:

@@ -46,7 +46,8 @@ def export(run_path, fmt: str, output: str | None = None) -> dict:
     else:
         _write_savedmodel(model, path)
         got = _reload_savedmodel(path)(x)
-    diff = float(np.max(np.abs(np.asarray(got) - expected)))
+    got = np.asarray(got)
+    diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else np.inf
     if not diff <= TOLERANCE:
         _remove(path)
         raise LabkitError(f"The reloaded export disagrees with the trained model "

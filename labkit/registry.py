@@ -39,6 +39,11 @@ class Recipe:
     summary: str
     topic: str
     build: Callable[..., Any]
+    inputs: str = "any"  # what input_shape it takes: "any", "image" (h, w, c), "sequence" (t, c)
+
+    def accepts(self, input_shape: tuple) -> bool:
+        """Whether this recipe builds for inputs of ``input_shape`` (by rank)."""
+        return self.inputs == "any" or len(input_shape) == INPUT_RANKS[self.inputs]
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -51,13 +56,17 @@ class Recipe:
         }
 
 
-def recipe(name: str, *, summary: str, topic: str) -> Callable:
+INPUT_RANKS = {"image": 3, "sequence": 2}
+
+
+def recipe(name: str, *, summary: str, topic: str, inputs: str = "any") -> Callable:
     """Register a build function under ``name``.
 
     Args:
         name: snake_case recipe name, unique.
         summary: one line for ``labkit recipes``.
         topic: the lecture topic the recipe mirrors.
+        inputs: the inputs it builds for: ``"any"``, ``"image"`` or ``"sequence"``.
     """
     if not _NAME.match(name):
         raise ValueError(f"Recipe names are snake_case. Received: name={name!r}")
@@ -65,7 +74,7 @@ def recipe(name: str, *, summary: str, topic: str) -> Callable:
     def register(build: Callable) -> Callable:
         if name in _REGISTRY and _REGISTRY[name].build is not build:
             raise ValueError(f"A recipe named {name!r} is already registered.")
-        _REGISTRY[name] = Recipe(name, summary, topic, build)
+        _REGISTRY[name] = Recipe(name, summary, topic, build, inputs)
         return build
 
     return register

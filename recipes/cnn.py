@@ -16,7 +16,7 @@ PADDING = ("valid", "same")
 
 
 @recipe("cnn", summary="2-D CNN: [conv → pool] blocks → dense layers → softmax",
-        topic="19 Convolutional layer / 20 Pooling / 21 Padding and stride")
+        topic="19 Convolutional layer / 20 Pooling / 21 Padding and stride", inputs="image")
 def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=3, padding="same",
           strides=1, pooling="max", pool_size=2, dense_units=(), dropout=0.5, activation="relu",
           batch_norm=False, l1=0.0, l2=0.0, kernel_initializer="glorot_uniform",

@@ -1,0 +1,34 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Load Keras on its configured backend first: `labkit describe` would otherwise pick the light
+# numpy backend for the whole test process.
+import keras  # noqa: E402, F401
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from labkit.cli import main  # noqa: E402
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process: ``cli("train", "cnn", ...)`` → click Result."""
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A short cnn run on digits shared by the evaluate / export / runs tests."""
+    from labkit.config import TrainConfig
+    from labkit.training import train
+
+    runs_dir = tmp_path_factory.mktemp("runs")
+    config = TrainConfig(recipe="cnn", dataset="digits", epochs=3, runs_dir=str(runs_dir),
+                         name="digits-cnn", hparams={"filters": [8, 16]})
+    return train(config, echo=lambda _: None)

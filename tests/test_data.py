@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from labkit import data, playground
+from labkit.errors import LabkitError
+
+
+def test_digits_splits_are_disjoint_uint8_and_stratified():
+    loaded = data.load("digits", validation_split=0.25)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = loaded.train, loaded.val, loaded.test
+    assert loaded.spec.input_shape == (8, 8, 1) and loaded.spec.num_classes == 10
+    assert x_train.dtype == np.uint8 and x_train.shape[1:] == (8, 8, 1)
+    assert len(x_train) + len(x_val) + len(x_test) == 1797
+    assert len(x_test) == 360 and abs(len(x_val) / (len(x_train) + len(x_val)) - 0.25) < 0.01
+    assert set(np.unique(y_val)) == set(range(10))
+    scaled = data.model_input(x_train, loaded.spec)
+    assert scaled.dtype == np.float32 and scaled.min() == 0 and scaled.max() == 1
+
+
+def test_splits_do_not_depend_on_the_training_seed():
+    a, b = data.load("digits"), data.load("digits")
+    np.testing.assert_array_equal(a.test[0], b.test[0])
+
+
+@pytest.mark.parametrize("name", data.PLAYGROUND_NAMES)
+def test_playground_sets_have_500_points_half_for_test(name):
+    loaded = data.load(name, validation_split=0.2)
+    assert loaded.spec.input_shape == (2,)
+    assert len(loaded.train[0]) + len(loaded.val[0]) == 250 and len(loaded.test[0]) == 250
+    x, y = loaded.test
+    assert x.dtype == np.float32 and set(np.unique(y)) == {0, 1}
+    assert np.abs(x).max() <= 6
+
+
+def test_playground_labels_follow_the_playground_rules():
+    x, y = playground.generate("circle", noise=0, seed=1)
+    np.testing.assert_array_equal(y, np.linalg.norm(x, axis=1) < 2.5)
+    x, y = playground.generate("xor", noise=0, seed=1)
+    np.testing.assert_array_equal(y, x[:, 0] * x[:, 1] >= 0)
+    assert np.abs(x).min() >= 0.3  # pushed away from the axes
+    x, y = playground.generate("gauss", noise=0, seed=1)
+    assert np.allclose(x[y == 1].mean(axis=0), [2, 2], atol=0.2)
+    x, y = playground.generate("spiral", noise=0, seed=1)
+    assert np.linalg.norm(x, axis=1).max() < 5
+
+
+def test_playground_noise_blurs_labels_and_seed_reproduces():
+    clean = playground.generate("circle", noise=0.0, seed=3)
+    noisy = playground.generate("circle", noise=0.5, seed=3)
+    inside = np.linalg.norm(noisy[0], axis=1) < 2.5
+    assert (noisy[1] != inside).any() and (clean[1] == (np.linalg.norm(clean[0], axis=1) < 2.5)).all()
+    np.testing.assert_array_equal(noisy[0], playground.generate("circle", noise=0.5, seed=3)[0])
+
+
+def test_bad_names_and_options():
+    with pytest.raises(LabkitError, match="Unknown dataset 'mnistt'. Did you mean: mnist"):
+        data.load("mnistt")
+    with pytest.raises(LabkitError, match="noise"):
+        data.load("spiral", options={"noise": 2})
+    with pytest.raises(LabkitError, match="takes no options"):
+        data.load("digits", options={"noise": 0.1})
+
+
+def test_tfds_dataset_streams_under_mock_data(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=40):
+        loaded = data.load("mnist", data_dir=str(tmp_path))
+        assert loaded.streaming
+        assert loaded.spec.input_shape == (28, 28, 1) and loaded.spec.num_classes == 10
+        batches = data.stream(loaded.train, loaded.spec, batch_size=16, shuffle=True, seed=0)
+        x, y = next(iter(batches))
+        assert x.dtype.name == "float32" and x.shape == (16, 28, 28, 1)
+        assert 0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1
+        assert y.shape == (16,)
+        assert loaded.val is not None and loaded.test is not None
+
+
+def test_missing_tfds_dataset_offline_says_how_to_prepare_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "network_reachable", lambda *a, **k: False)
+    with pytest.raises(LabkitError) as info:
+        data.load("fashion_mnist", data_dir=str(tmp_path))
+    message = str(info.value)
+    assert "tfds build fashion_mnist" in message and "--data-dir" in message
+    assert "Offline datasets: digits, circle" in message

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+import labkit
+from labkit import registry
+from labkit.errors import LabkitError
+
+SHAPES = {"image": [(8, 8, 1), (32, 32, 3)], "sequence": [(60, 1)], "any": [(8, 8, 1), (2,)]}
+
+
+def cases():
+    for name in labkit.list_recipes():
+        for shape in SHAPES[labkit.get_recipe(name).inputs]:
+            yield name, shape
+
+
+@pytest.mark.parametrize(("name", "input_shape"), list(cases()))
+def test_every_recipe_builds_and_predicts(name, input_shape):
+    model = labkit.build(name, input_shape=input_shape, num_classes=3)
+    x = np.random.default_rng(0).random((4, *input_shape), dtype="float32")
+    probabilities = model.predict(x, verbose=0)
+    assert probabilities.shape == (4, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.get_layer("predictions") is model.layers[-1]
+    assert not model.compiled
+
+
+def test_registry_lists_sorted_and_filters():
+    names = labkit.list_recipes()
+    assert names == sorted(names) and {"mlp", "cnn"} <= set(names)
+    assert labkit.list_recipes("c*") == [n for n in names if n.startswith("c")]
+
+
+def test_unknown_recipe_suggests_close_match():
+    with pytest.raises(LabkitError, match="Did you mean: cnn"):
+        labkit.get_recipe("cnnn")
+
+
+def test_duplicate_name_is_an_error():
+    registry.recipe("dup_test", summary="s", topic="t")(lambda input_shape, num_classes: None)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.recipe("dup_test", summary="s", topic="t")(lambda input_shape, num_classes: 1)
+    del registry._REGISTRY["dup_test"]
+
+
+def test_hyperparameters_come_from_the_signature():
+    hparams = labkit.get_recipe("cnn").hyperparameters
+    assert hparams["filters"] == (32, 64) and hparams["dropout"] == 0.5
+    assert "input_shape" not in hparams and "num_classes" not in hparams
+
+
+def test_cnn_defaults_are_the_course_convnet():
+    model = labkit.build("cnn", input_shape=(28, 28, 1), num_classes=10)
+    kinds = [type(layer).__name__ for layer in model.layers[1:]]
+    assert kinds == ["Conv2D", "Activation", "MaxPooling2D", "Conv2D", "Activation",
+                     "MaxPooling2D", "Flatten", "Dropout", "Dense"]
+    assert model.get_layer("block1_conv").filters == 32
+    assert model.get_layer("block2_conv").filters == 64
+    assert model.get_layer("predictions_dropout").rate == 0.5
+
+
+def test_cnn_expresses_the_r_lab_model():
+    model = labkit.build("cnn", input_shape=(28, 28, 1), num_classes=10, filters=[32, 64, 64],
+                         pooling=["max", "max", "none"], dense_units=[64], dropout=0,
+                         padding="valid")
+    assert model.get_layer("block3_conv").output.shape[1:] == (3, 3, 64)
+    assert model.get_layer("fc1").units == 64
+    assert model.count_params() == 93_322  # the R lab's summary reports the same total
+    with pytest.raises(ValueError):
+        model.get_layer("block3_pool")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"dropout": 1.5}, r"`dropout` must be in \[0, 1\). Received: dropout=1.5"),
+    ({"filters": 0}, r"`filters` must hold positive integers. Received: filters=\[0\]"),
+    ({"pooling": "min"}, r"`pooling` must be one of max, average, none. Received: pooling='min'"),
+    ({"padding": ["same"]}, r"`padding` needs one value per layer \(2\)"),
+    ({"kernel_size": 0}, r"`kernel_size` must be a positive int"),
+    ({"activation": "relux"}, r"`activation` must be one of"),
+])
+def test_cnn_rejects_bad_hyperparameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        labkit.build("cnn", input_shape=(28, 28, 1), num_classes=10, **kwargs)
+
+
+def test_input_too_small_is_explained_before_building():
+    with pytest.raises(ValueError) as info:
+        labkit.build("cnn", input_shape=(8, 8, 1), num_classes=10, padding="valid")
+    message = str(info.value)
+    assert "block2_pool 1x1 → 0x0" in message and "padding='same'" in message
+
+
+def test_kernel_size_pair_and_per_layer_lists():
+    model = labkit.build("cnn", input_shape=(28, 28, 1), num_classes=10, filters=[4, 4, 4],
+                         kernel_size=[3, 5, [1, 3]], pooling="none", dropout=0)
+    assert [model.get_layer(f"block{i}_conv").kernel_size for i in (1, 2, 3)] == \
+        [(3, 3), (5, 5), (1, 3)]
+    pair = labkit.build("cnn", input_shape=(28, 28, 1), num_classes=10, kernel_size=[3, 5])
+    assert pair.get_layer("block2_conv").kernel_size == (3, 5)
+
+
+def test_mlp_hidden_layers_dropout_and_activation():
+    model = labkit.build("mlp", input_shape=(2,), num_classes=2, units=[8, 4], activation="tanh",
+                         dropout=[0.0, 0.1, 0.2])
+    assert [model.get_layer(n).units for n in ("fc1", "fc2", "predictions")] == [8, 4, 2]
+    assert model.get_layer("fc2_dropout").rate == 0.1
+    assert model.get_layer("predictions_dropout").rate == 0.2
+    assert model.get_layer("fc1_tanh").get_config()["activation"] == "tanh"
