@@ -168,6 +168,10 @@ def evaluate(run, data_dir):
     click.echo(f"test_accuracy  {result['test_accuracy']:.4f}\n"
                f"test_loss      {result['test_loss']:.4f}\n"
                f"examples       {result['num_examples']}\n")
+    for name, accuracy in result.get("members", {}).items():
+        click.echo(f"{name:<14} test_accuracy {accuracy:.4f}")
+    if "members" in result:
+        click.echo(f"{'ensemble':<14} test_accuracy {result['test_accuracy']:.4f}\n")
     names = result["class_names"]
     width = max(5, *(len(n) for n in names)) + 1
     click.echo("confusion matrix (rows: true, columns: predicted)")

@@ -101,9 +101,13 @@ def parse_value(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         pass
-    if "," in text and "(" not in text:
-        return [parse_value(part) for part in text.split(",") if part.strip()]
-    return text.strip()
+    stripped = text.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):  # [x1, x2] with bare words
+        stripped = stripped[1:-1]
+        return [parse_value(part) for part in stripped.split(",") if part.strip()]
+    if "," in stripped and "(" not in stripped:
+        return [parse_value(part) for part in stripped.split(",") if part.strip()]
+    return stripped
 
 
 def parse_assignments(items: tuple[str, ...] | list[str], option: str = "--set") -> dict[str, Any]:
@@ -152,7 +156,9 @@ def resolve_train_config(*, recipe: str | None, config_file: str | None, flags: 
         values["recipe"] = recipe
     if "recipe" not in values:
         raise LabkitError("Name a RECIPE (see `labkit recipes`) or pass --config FILE.")
-    values.update({k: v for k, v in flags.items() if v is not None})
+    file_or_flags = {**values, **{k: v for k, v in flags.items() if v is not None}}
+    preferred = registry.get_recipe(values["recipe"]).train_defaults
+    values = {**preferred, **file_or_flags}
     values["hparams"] = {**values.get("hparams", {}), **hparams}
     values["data_options"] = {**values.get("data_options", {}), **data_options}
     return TrainConfig.from_dict(values)

@@ -27,6 +27,8 @@ DATASETS = {
     "xor": ("generated", (2,), 2, "TensorFlow Playground: quadrants, label = sign(x1 * x2)"),
     "gauss": ("generated", (2,), 2, "TensorFlow Playground: two Gaussian blobs"),
     "spiral": ("generated", (2,), 2, "TensorFlow Playground: two interleaved spirals"),
+    "control_charts": ("generated", (60, 1), 6,
+                       "synthetic control-chart time series: 6 patterns (1 200 series)"),
     "mnist": ("tfds", (28, 28, 1), 10, "28x28 grey handwritten digits (70 000 images)"),
     "fashion_mnist": ("tfds", (28, 28, 1), 10, "28x28 grey clothing images (70 000 images)"),
     "cifar10": ("tfds", (32, 32, 3), 10, "32x32 colour images of 10 objects (60 000 images)"),
@@ -102,6 +104,8 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
         raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
     if name == "digits":
         return _digits(validation_split)
+    if name == "control_charts":
+        return _control_charts(validation_split)
     return _tfds(name, validation_split, data_dir)
 
 
@@ -124,6 +128,17 @@ def _digits(validation_split: float) -> Data:
     rest, test = _split(x, y, 0.2)
     train, val = _split(*rest, validation_split)
     spec = DatasetSpec("digits", (8, 8, 1), 10, class_names=tuple(map(str, range(10))), scale=16.0)
+    return Data(spec, train, val, test)
+
+
+def _control_charts(validation_split: float) -> Data:
+    from labkit import series
+
+    x, y = series.control_charts()
+    rest, test = _split(x, y, 0.2)
+    train, val = _split(*rest, validation_split)
+    spec = DatasetSpec("control_charts", (60, 1), 6, task="classification",
+                       class_names=series.CONTROL_CHART_CLASSES)
     return Data(spec, train, val, test)
 
 

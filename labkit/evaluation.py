@@ -16,6 +16,8 @@ def load_model(run: runs.Run):
     """The run's trained ``model.keras``; missing or unreadable is a LabkitError."""
     import keras
 
+    import recipes._layers  # noqa: F401  registers labkit's custom layers for loading
+
     path = run.file(runs.MODEL)
     if not path.is_file():
         status = run.metrics.get("status", "unfinished")
@@ -75,6 +77,10 @@ def evaluate(run_path, data_dir: str | None = None) -> dict:
     model = load_model(run)
     x, y = arrays(loaded.test, loaded.spec)
     result = report(y, model.predict(x, verbose=0), loaded.spec.class_names)
+    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    if members:  # an ensemble: each member's accuracy beside the ensemble's
+        result["members"] = {m.name: float((m.predict(x, verbose=0).argmax(1) == y).mean())
+                             for m in members}
     save(run, result)
     return result
 

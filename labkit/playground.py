@@ -67,12 +67,3 @@ def generate(name: str, *, noise: float = 0.0, num_samples: int = NUM_SAMPLES,
     return points[order].astype("float32"), positive[order].astype("int64")
 
 
-FEATURES = {
-    "x1": lambda p: p[:, 0],
-    "x2": lambda p: p[:, 1],
-    "x1^2": lambda p: p[:, 0] ** 2,
-    "x2^2": lambda p: p[:, 1] ** 2,
-    "x1*x2": lambda p: p[:, 0] * p[:, 1],
-    "sin(x1)": lambda p: np.sin(p[:, 0]),
-    "sin(x2)": lambda p: np.sin(p[:, 1]),
-}

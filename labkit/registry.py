@@ -39,7 +39,9 @@ class Recipe:
     summary: str
     topic: str
     build: Callable[..., Any]
-    inputs: str = "any"  # what input_shape it takes: "any", "image" (h, w, c), "sequence" (t, c)
+    inputs: str = "any"  # "any", "image" (h, w, c), "sequence" (t, c) or "points" (2-D sets)
+    phases: Callable[[dict, int], list] | None = None  # see labkit.phases; None: one phase
+    train_defaults: dict | None = None  # training options this recipe prefers (e.g. batch size)
 
     def accepts(self, input_shape: tuple) -> bool:
         """Whether this recipe builds for inputs of ``input_shape`` (by rank)."""
@@ -56,10 +58,11 @@ class Recipe:
         }
 
 
-INPUT_RANKS = {"image": 3, "sequence": 2}
+INPUT_RANKS = {"image": 3, "sequence": 2, "points": 1}
 
 
-def recipe(name: str, *, summary: str, topic: str, inputs: str = "any") -> Callable:
+def recipe(name: str, *, summary: str, topic: str, inputs: str = "any",
+           phases: Callable | None = None, train_defaults: dict | None = None) -> Callable:
     """Register a build function under ``name``.
 
     Args:
@@ -67,6 +70,10 @@ def recipe(name: str, *, summary: str, topic: str, inputs: str = "any") -> Calla
         summary: one line for ``labkit recipes``.
         topic: the lecture topic the recipe mirrors.
         inputs: the inputs it builds for: ``"any"``, ``"image"`` or ``"sequence"``.
+        phases: ``phases(hparams, epochs) -> [Phase, ...]`` for recipes that train in several
+            phases (see :mod:`labkit.phases`).
+        train_defaults: training options used when the user sets none, e.g.
+            ``{"learning_rate": 0.03, "batch_size": 10}``.
     """
     if not _NAME.match(name):
         raise ValueError(f"Recipe names are snake_case. Received: name={name!r}")
@@ -74,7 +81,8 @@ def recipe(name: str, *, summary: str, topic: str, inputs: str = "any") -> Calla
     def register(build: Callable) -> Callable:
         if name in _REGISTRY and _REGISTRY[name].build is not build:
             raise ValueError(f"A recipe named {name!r} is already registered.")
-        _REGISTRY[name] = Recipe(name, summary, topic, build, inputs)
+        _REGISTRY[name] = Recipe(name, summary, topic, build, inputs, phases,
+                                 dict(train_defaults or {}))
         return build
 
     return register

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import keras
 
-from labkit import __version__, data, optim, plots, registry, runs
+from labkit import __version__, data, optim, phases, plots, registry, runs
 from labkit.config import TrainConfig
 from labkit.errors import LabkitError
 
@@ -35,8 +35,8 @@ def build_model(config: TrainConfig, spec: data.DatasetSpec):
         raise LabkitError(str(err)) from None
 
 
-def compile_model(model, config: TrainConfig) -> None:
-    model.compile(optimizer=optim.make(config.optimizer, config.learning_rate),
+def compile_model(model, config: TrainConfig, learning_rate: float | None = None) -> None:
+    model.compile(optimizer=optim.make(config.optimizer, learning_rate or config.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
@@ -81,7 +81,6 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
                        data_dir=config.data_dir, options=config.data_options)
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, loaded.spec)
-    compile_model(model, config)
 
     run = runs.create_run(config.runs_dir, config.run_name())
     record = {**config.to_dict(), "run": run.path.name,
@@ -92,19 +91,55 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
     for note in loaded.notes:
         echo(note)
 
-    recorder = RunRecorder(run)
+    plan = (registry.get_recipe(config.recipe).phases or phases.single)(config.hparams,
+                                                                        config.epochs)
+    recorder = RunRecorder(run, with_phase=len(plan) > 1)
     try:
-        model.fit(epochs=config.epochs, callbacks=[recorder], verbose=progress_mode(),
-                  **fit_kwargs(loaded, config))
+        fit_phases(model, plan, loaded, config, recorder)
     except KeyboardInterrupt:
         recorder.finish("interrupted")
         raise
+    compile_model(model, config)  # a multi-phase plan may have compiled only parts of it
     with runs.atomic_path(run.file(runs.MODEL)) as tmp:
         model.save(tmp)
+    if loaded.spec.input_shape == (2,):
+        plots.decision_boundary(model, loaded, run.file(plots.BOUNDARY))
     test = evaluate_split(model, loaded.test, loaded.spec, config.batch_size, "test") \
         if loaded.test is not None else {}
     recorder.finish("completed", test)
     return run
+
+
+def fit_phases(model, plan: list[phases.Phase], loaded: data.Data, config: TrainConfig,
+               recorder: RunRecorder) -> None:
+    """Fit ``model`` phase after phase; epochs are numbered across phases."""
+    done = 0
+    for phase in plan:
+        if phase.seed is not None:
+            keras.utils.set_random_seed(phase.seed)
+        target = phase.prepare(model)
+        recorder.phase = phase.name
+        kwargs = fit_kwargs(loaded, config)
+        if phase.split is not None and not loaded.streaming:
+            target, kwargs = _on_features(phase, model, kwargs, config.batch_size)
+        compile_model(target, config, phase.learning_rate)
+        target.fit(initial_epoch=done, epochs=done + phase.epochs, callbacks=[recorder],
+                   verbose=progress_mode(), **kwargs)
+        done += phase.epochs
+
+
+def _on_features(phase: phases.Phase, model, kwargs: dict, batch_size: int):
+    """Compute a frozen base's features once; return the head and fit arguments on features."""
+    base, head = phase.split(model)
+
+    def features(x):
+        return base.predict(x, batch_size=batch_size, verbose=0)
+
+    kwargs = dict(kwargs, x=features(kwargs["x"]))
+    if kwargs.get("validation_data") is not None:
+        x_val, y_val = kwargs["validation_data"]
+        kwargs["validation_data"] = (features(x_val), y_val)
+    return head, kwargs
 
 
 def progress_mode() -> int:
@@ -116,7 +151,8 @@ def summarize(rows: list[dict], status: str, extra: dict | None = None) -> dict:
     """metrics.json's content from the history rows so far."""
     metrics: dict = {"status": status, "epochs_completed": len(rows)}
     if rows:
-        metrics.update({f"final_{k}": v for k, v in rows[-1].items() if k != "epoch"})
+        metrics.update({f"final_{k}": v for k, v in rows[-1].items()
+                        if k not in ("epoch", "phase")})
         if "val_accuracy" in rows[-1]:
             best = max(rows, key=lambda r: r["val_accuracy"])
             metrics.update(best_epoch=best["epoch"], best_val_accuracy=best["val_accuracy"],
@@ -128,13 +164,16 @@ def summarize(rows: list[dict], status: str, extra: dict | None = None) -> dict:
 class RunRecorder(keras.callbacks.Callback):
     """Writes history.csv (a row per finished epoch), metrics.json and curves.png as epochs end."""
 
-    def __init__(self, run: runs.Run) -> None:
+    def __init__(self, run: runs.Run, with_phase: bool = False) -> None:
         super().__init__()
         self.run = run
         self.rows: list[dict] = []
+        self.with_phase = with_phase
+        self.phase = ""
 
     def on_epoch_end(self, epoch, logs=None):
-        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        row = {"epoch": epoch + 1, **({"phase": self.phase} if self.with_phase else {})}
+        self.rows.append({**row, **{k: float(v) for k, v in (logs or {}).items()}})
         self._write("running")
 
     def _write(self, status: str, extra: dict | None = None) -> None:

@@ -141,10 +141,12 @@ class LayerOptions:
         self.bias_init = parse_initializer("bias_initializer", bias_initializer)
         self._next = 0
 
-    def kwargs(self) -> dict:
-        """Keyword arguments for the next weighted layer (Dense, Conv*) in build order."""
-        i = self._next
-        self._next += 1
+    def kwargs(self, index: int | None = None) -> dict:
+        """Keyword arguments for weighted layer ``index``; by default the next one (Dense, Conv*)
+        in build order."""
+        if index is None:
+            index, self._next = self._next, self._next + 1
+        i = index
         l1, l2 = self.l1[i], self.l2[i]
         regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
         return {

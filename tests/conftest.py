@@ -32,3 +32,21 @@ def digits_run(tmp_path_factory):
     config = TrainConfig(recipe="cnn", dataset="digits", epochs=3, runs_dir=str(runs_dir),
                          name="digits-cnn", hparams={"filters": [8, 16]})
     return train(config, echo=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def base_run(tmp_path_factory):
+    """``base_run(input_shape)`` → a run directory holding a (briefly trained) mlp for that shape."""
+    from labkit import registry, runs
+
+    made = {}
+
+    def make(input_shape):
+        if input_shape not in made:
+            run = runs.create_run(tmp_path_factory.mktemp("base"), "base")
+            model = registry.build("mlp", input_shape=input_shape, num_classes=4, units=[8])
+            model.save(run.file(runs.MODEL))
+            made[input_shape] = run.path
+        return made[input_shape]
+
+    return make

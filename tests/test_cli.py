@@ -49,7 +49,7 @@ def test_describe_shows_defaults_current_values_and_parameter_count(cli):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["train", "cnnn"], "Error: Unknown recipe 'cnnn'. Did you mean: cnn?"),
+    (["train", "cnnn"], "Error: Unknown recipe 'cnnn'. Did you mean: cnn, cnn1d?"),
     (["train", "cnn", "--dataset", "mnistt"], "Error: Unknown dataset 'mnistt'. Did you mean: mnist"),
     (["train", "cnn", "--set", "dropout"], "Error: --set takes key=value"),
     (["train", "cnn", "--set", "dropuot=0.1"], "Error: Recipe 'cnn' has no hyperparameter 'dropuot'"),

@@ -5,7 +5,11 @@ import labkit
 from labkit import registry
 from labkit.errors import LabkitError
 
-SHAPES = {"image": [(8, 8, 1), (32, 32, 3)], "sequence": [(60, 1)], "any": [(8, 8, 1), (2,)]}
+SHAPES = {"image": [(8, 8, 1), (32, 32, 3)], "sequence": [(60, 1)], "any": [(8, 8, 1), (2,)],
+          "points": [(2,)]}
+# Offline stand-ins for defaults that need the network or another run.
+OFFLINE = {"vgg16_transfer": {"weights": "none"}, "vgg16": {"width": 0.25},
+           "ensemble": {"member": "mlp", "k": 2, "member_hparams": {"units": [8]}}}
 
 
 def cases():
@@ -15,11 +19,15 @@ def cases():
 
 
 @pytest.mark.parametrize(("name", "input_shape"), list(cases()))
-def test_every_recipe_builds_and_predicts(name, input_shape):
-    model = labkit.build(name, input_shape=input_shape, num_classes=3)
+def test_every_recipe_builds_and_predicts(name, input_shape, base_run):
+    kwargs = {**OFFLINE.get(name, {})}
+    if "base" in labkit.get_recipe(name).hyperparameters:
+        kwargs["base"] = str(base_run(input_shape))
+    num_classes = 2 if len(input_shape) == 1 else 3
+    model = labkit.build(name, input_shape=input_shape, num_classes=num_classes, **kwargs)
     x = np.random.default_rng(0).random((4, *input_shape), dtype="float32")
     probabilities = model.predict(x, verbose=0)
-    assert probabilities.shape == (4, 3)
+    assert probabilities.shape == (4, num_classes)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert model.get_layer("predictions") is model.layers[-1]
     assert not model.compiled
