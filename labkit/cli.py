@@ -84,7 +84,8 @@ def describe(recipe, dataset, summary, assignments):
     Example:
       labkit describe cnn --dataset mnist --set filters=[32,64,64]
     """
-    from labkit import config, describe as desc, registry
+    from labkit import config, registry
+    from labkit import describe as desc
 
     values = config.parse_assignments(assignments)
     rows = desc.hyperparameter_rows(recipe, values)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 CONTROL_CHART_CLASSES = ("normal", "cyclic", "increasing trend", "decreasing trend",
                          "upward shift", "downward shift")
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from labkit._lazy import lazy_import
 from labkit.registry import recipe
 from recipes._common import (
-    LayerOptions, as_list, check_choice, check_penalties, check_positive_ints, dense_head,
+    LayerOptions,
+    as_list,
+    check_choice,
+    check_penalties,
+    check_positive_ints,
+    dense_head,
 )
 
 keras = lazy_import("keras")

@@ -5,7 +5,12 @@ from __future__ import annotations
 from labkit._lazy import lazy_import
 from labkit.registry import recipe
 from recipes._common import (
-    LayerOptions, as_list, check_common, check_positive_ints, check_rates, dense_head,
+    LayerOptions,
+    as_list,
+    check_common,
+    check_positive_ints,
+    check_rates,
+    dense_head,
 )
 
 keras = lazy_import("keras")

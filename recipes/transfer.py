@@ -9,7 +9,6 @@ from labkit.registry import recipe
 from recipes._common import as_list, check_positive_ints
 
 keras = lazy_import("keras")
-custom = lazy_import("recipes._layers")
 
 
 @recipe("transfer", summary="A trained labkit run as start values; new head, freeze all/none/up to a layer",
@@ -49,7 +48,8 @@ def build(input_shape, num_classes, *, base=None, freeze="all", dense_units=()):
         raise ValueError(f"`base` has no trained model ({path} is missing). Received: base={base!r}")
     dense_units = as_list("dense_units", dense_units)
     check_positive_ints("dense_units", dense_units, allow_empty=True)
-    custom.__name__  # loads the custom layers a saved model may use
+    import recipes._layers  # noqa: F401  registers the custom layers a saved model may use
+
     old = keras.models.load_model(path, compile=False)
     if tuple(old.input.shape[1:]) != tuple(input_shape):
         raise ValueError(f"The base model takes inputs {tuple(old.input.shape[1:])}, the new data "

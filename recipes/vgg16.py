@@ -8,7 +8,13 @@ from labkit._lazy import lazy_import
 from labkit.phases import Phase
 from labkit.registry import recipe
 from recipes._common import (
-    LayerOptions, as_list, check_common, check_positive_ints, check_rates, dense_head, per_layer,
+    LayerOptions,
+    as_list,
+    check_common,
+    check_positive_ints,
+    check_rates,
+    dense_head,
+    per_layer,
 )
 
 keras = lazy_import("keras")
