@@ -7,7 +7,11 @@ import sys
 import click
 
 from labkit import __version__
+from labkit.config import MONITORS
 from labkit.errors import LabkitError
+from labkit.optim import OPTIMIZERS
+
+
 
 
 class Group(click.Group):
@@ -105,46 +109,107 @@ def describe(recipe, dataset, summary, assignments):
 @click.argument("recipe", required=False)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="JSON or YAML config, e.g. a run's config.json; flags override it.")
+@click.option("--print-config", is_flag=True,
+              help="Print the fully resolved config as JSON and exit without training.")
+@click.option("--resume", "resume_run", metavar="RUN",
+              help="Continue the interrupted run directory RUN from its last finished epoch.")
 @click.option("--dataset", help="Dataset name (see `labkit data`).  [default: digits]")
 @click.option("--data-dir", help="TFDS data directory (else $TFDS_DATA_DIR).")
 @click.option("--data-option", "data_assignments", multiple=True, metavar="KEY=VALUE",
               help="Dataset option, repeatable: --data-option noise=0.2 (Playground sets).")
 @click.option("--epochs", type=int, help="Passes over the training data.  [default: 10]")
-@click.option("--batch-size", type=int, help="Examples per gradient step.  [default: 32]")
-@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "rmsprop", "adam"]),
+@click.option("--batch-size", metavar="N|full",
+              help="Examples per gradient step; full: the whole training set.  [default: 32]")
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)),
               help="Optimizer.  [default: adam]")
 @click.option("--learning-rate", type=float, help="Step size ε.  [default: the optimizer's]")
+@click.option("--momentum", type=float, help="α for momentum/nesterov [0.9] and rmsprop [0].")
+@click.option("--rho", type=float, help="rmsprop's squared-gradient decay.  [default: 0.9]")
+@click.option("--beta-1", type=float, help="adam's first-moment decay.  [default: 0.9]")
+@click.option("--beta-2", type=float, help="adam's second-moment decay.  [default: 0.999]")
+@click.option("--epsilon", type=float, help="rmsprop/adam's δ.  [default: 1e-7]")
+@click.option("--clipnorm", type=float, help="Clip each gradient's norm to this.")
+@click.option("--clipvalue", type=float, help="Clip each gradient component to ±this.")
+@click.option("--schedule", metavar="NAME[(K=V,...)]",
+              help="Learning-rate schedule: constant, exponential, inverse-time, step, "
+                   "piecewise, cosine, plateau, e.g. 'inverse-time(tau=5)'.  [default: constant]")
+@click.option("--monitor", type=click.Choice(MONITORS),
+              help="Metric for the best epoch, early stopping, plateau.  [default: val_loss]")
+@click.option("--early-stopping", metavar="on|K=V,...",
+              help="Stop when the monitored metric stops improving, e.g. "
+                   "patience=5,min_delta=0.001,restore_best=true.")
+@click.option("--augment", metavar="NAME[=AMOUNT],...",
+              help="Training-only augmentation: flip, rotation, zoom, translation, contrast, "
+                   "noise, e.g. flip,rotation=0.1.")
+@click.option("--class-weight", metavar="balanced|C=W,...",
+              help="Loss weight per class, e.g. balanced or 0=1,1=5.")
 @click.option("--validation-split", type=float,
               help="Fraction of training data held out.  [default: 0.2]")
 @click.option("--seed", type=int, help="Random seed.  [default: 42]")
+@click.option("--deterministic", is_flag=True, default=None,
+              help="Deterministic TensorFlow ops: reruns give an identical history (slower).")
+@click.option("--tensorboard", is_flag=True, default=None,
+              help="Write TensorBoard logs to RUN/tensorboard.")
 @set_option
 @click.option("--name", help="Run directory name.  [default: RECIPE-DATASET-TIME]")
 @click.option("--runs-dir", help="Where run directories go.  [default: runs]")
-def train(recipe, config_file, data_assignments, assignments, **flags):
-    """Train RECIPE and write a run directory (config, history, metrics, model, curves).
+def train(recipe, config_file, print_config, resume_run, data_assignments, assignments, **flags):
+    """Train RECIPE and write a run directory (config, history, metrics, model, checkpoints).
+
+    Ctrl-C stops after saving what finished; --resume continues a stopped or killed run.
 
     \b
     Example:
       labkit train cnn --dataset digits
       labkit train mlp --dataset spiral --set units=[16,16] --epochs 50
-      labkit train --config runs/cnn-digits-20261126-120000/config.json
+      labkit train cnn --optimizer momentum --learning-rate 0.05 --schedule 'inverse-time(tau=5)'
+      labkit train cnn --early-stopping patience=3 --augment rotation=0.1,zoom=0.1
+      labkit train --config runs/cnn-digits-20261126-120000/config.json --print-config
+      labkit train --resume runs/cnn-digits-20261126-120000
     """
-    from labkit.config import parse_assignments, resolve_train_config
+    from labkit.config import parse_assignments, parse_batch_size, resolve_train_config
 
+    flags["batch_size"] = parse_batch_size(flags["batch_size"])
+    if resume_run:
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+        given += ["RECIPE"] * bool(recipe) + ["--config"] * bool(config_file) + \
+            ["--set"] * bool(assignments) + ["--data-option"] * bool(data_assignments)
+        if given:
+            raise LabkitError(f"--resume continues a run with its saved config; drop "
+                              f"{', '.join(given)}.")
+        return _train_and_report(click.echo, resume_run=resume_run)
     config = resolve_train_config(
         recipe=recipe, config_file=config_file, flags=flags,
         hparams=parse_assignments(assignments),
         data_options=parse_assignments(data_assignments, "--data-option"))
-    config.validate()
-    from labkit.training import train as run_training
+    config = config.validate()
+    if print_config:
+        import json
+
+        click.echo(json.dumps(config.resolved().to_dict(), indent=2))
+        return
+    _train_and_report(click.echo, config=config)
+
+
+def _train_and_report(echo, config=None, resume_run=None) -> None:
+    from labkit import training
 
     try:
-        run = run_training(config, echo=click.echo)
-    except KeyboardInterrupt:
-        click.echo("\nInterrupted: finished epochs are saved in the run directory.", err=True)
+        run = training.resume(resume_run, echo) if resume_run else training.train(config, echo)
+    except training.Interrupted as stop:
+        if stop.run is not None:
+            done = stop.run.metrics.get("epochs_completed", 0)
+            click.echo(f"\nInterrupted after {done} finished epochs, saved in {stop.run.path}.\n"
+                       f"Resume with: labkit train --resume {stop.run.path}", err=True)
         sys.exit(130)
     metrics = run.metrics
+    if metrics["status"] == "diverged":
+        raise LabkitError(f"Training diverged; run saved in {run.path}. {metrics['hint']}")
     click.echo(f"Finished {metrics['epochs_completed']} epochs → {run.path}")
+    if metrics.get("stopped_epoch"):
+        restored = metrics.get("restored_epoch")
+        click.echo(f"  early stopping at epoch {metrics['stopped_epoch']}"
+                   + (f"; weights restored from epoch {restored}" if restored else ""))
     for key in ("final_accuracy", "final_val_accuracy", "best_val_accuracy", "test_accuracy"):
         if key in metrics:
             click.echo(f"  {key:<20} {metrics[key]:.4f}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import data, optim, registry
+from labkit import augment, data, optim, registry, spec
 from labkit.errors import LabkitError
 
 
@@ -24,11 +24,25 @@ class TrainConfig:
     data_dir: str | None = None  # TFDS data directory
     data_options: dict[str, Any] = field(default_factory=dict)  # e.g. Playground noise
     epochs: int = 10  # R keras's fit() default; Python's is 1
-    batch_size: int = 32  # Keras's default
+    batch_size: int | str = 32  # Keras's default; "full": the whole training set (full-batch GD)
     optimizer: str = "adam"
     learning_rate: float | None = None  # None: the optimizer's Keras default
+    momentum: float | None = None  # α of momentum / nesterov (default 0.9), rmsprop's momentum
+    rho: float | None = None  # rmsprop's decay of the squared-gradient average
+    beta_1: float | None = None  # adam's first-moment decay
+    beta_2: float | None = None  # adam's second-moment decay
+    epsilon: float | None = None  # rmsprop / adam's small constant δ
+    clipnorm: float | None = None  # clip each gradient's norm to this
+    clipvalue: float | None = None  # clip each gradient component to ±this
+    schedule: str | dict | None = None  # learning-rate schedule; None: constant
+    monitor: str | None = None  # picks the best epoch; None: val_loss, or loss without validation
+    early_stopping: str | dict | None = None  # e.g. {"patience": 5}; None: off
+    augment: str | dict | None = None  # e.g. "flip,rotation=0.1"; None: off
+    class_weight: str | dict | None = None  # "balanced" or {class: weight}; None: all 1
     validation_split: float = 0.2
     seed: int = 42
+    deterministic: bool = False  # TensorFlow op determinism: identical reruns, slower
+    tensorboard: bool = False  # TensorBoard logs in RUN/tensorboard
     name: str | None = None  # run directory name; default recipe-dataset-time
     runs_dir: str = "runs"
 
@@ -48,23 +62,47 @@ class TrainConfig:
                 f"has input shape {spec.input_shape}. Try `mlp` or an image dataset."
             )
         _check_int("epochs", self.epochs, minimum=1)
-        _check_int("batch_size", self.batch_size, minimum=1)
+        if self.batch_size != "full":
+            _check_int("batch_size", self.batch_size, minimum=1, extra=' or "full"')
         _check_int("seed", self.seed, minimum=0)
-        optim.check(self.optimizer, self.learning_rate)
+        optim.check(self.optimizer, self.learning_rate, self.optimizer_params)
         if not isinstance(self.validation_split, (int, float)) or not 0 <= self.validation_split < 1:
             raise LabkitError(
                 f"--validation-split must be in [0, 1). Received: {self.validation_split!r}")
         if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
             raise LabkitError(f"--name must be a plain folder name. Received: {self.name!r}")
+        for flag in ("deterministic", "tensorboard"):
+            if not isinstance(getattr(self, flag), bool):
+                raise LabkitError(f"--{flag} is true or false. Received: {getattr(self, flag)!r}")
+        self.resolved()  # the composite options check themselves while resolving
         return self
 
+    @property
+    def optimizer_params(self) -> dict[str, Any]:
+        """The optimizer hyperparameters and clipping that were set."""
+        names = optim.OPTIMIZER_PARAMS + optim.CLIPPING
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
     def resolved(self) -> TrainConfig:
-        """A copy with every default spelled out (hyperparameters, learning rate), so the saved
-        config reruns the same way even if a default changes later."""
+        """A copy with every default spelled out (hyperparameters, learning rate, schedule,
+        monitor, early stopping), so the saved config reruns the same way even if a default
+        changes later."""
         defaults = registry.get_recipe(self.recipe).hyperparameters
+        monitor = self.monitor or ("val_loss" if self.validation_split else "loss")
+        if monitor not in MONITORS:
+            raise LabkitError(f"--monitor must be one of {', '.join(MONITORS)}. "
+                              f"Received: {monitor!r}")
+        if monitor.startswith("val_") and not self.validation_split:
+            raise LabkitError(f"--monitor {monitor} needs validation data; --validation-split "
+                              "is 0. Use --monitor loss or accuracy.")
+        catalog = data.catalog_spec(self.dataset)
         return dataclasses.replace(
             self, hparams={**defaults, **self.hparams},
-            learning_rate=self.learning_rate or optim.default_learning_rate(self.optimizer))
+            learning_rate=self.learning_rate or optim.default_learning_rate(self.optimizer),
+            schedule=optim.resolve_schedule(self.schedule, self.epochs), monitor=monitor,
+            early_stopping=resolve_early_stopping(self.early_stopping),
+            augment=augment.resolve(self.augment, catalog.input_shape),
+            class_weight=resolve_class_weight(self.class_weight, catalog.num_classes))
 
     def run_name(self, now: dt.datetime | None = None) -> str:
         stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
@@ -76,7 +114,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names - {"versions", "created", "run"})
+        unknown = sorted(set(values) - names - RECORD_ONLY)
         if unknown:
             raise LabkitError(f"Unknown config key(s): {', '.join(unknown)}. "
                               f"Known: {', '.join(sorted(names))}.")
@@ -85,10 +123,91 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-def _check_int(option: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LabkitError(f"--{option.replace('_', '-')} must be an integer >= {minimum}. "
+# Keys config.json adds about the run; read back, they are ignored.
+RECORD_ONLY = {"versions", "created", "run", "derived"}
+MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+EARLY_STOPPING = {"patience": 5, "min_delta": 0.0, "restore_best": True}
+
+
+def resolve_early_stopping(value: str | dict | bool | None) -> dict[str, Any] | None:
+    """``"patience=3,min_delta=0.01"``, ``"on"``, a mapping or None → a checked dict or None."""
+    if value in (None, False, "off", "none", ""):
+        return None
+    if value in (True, "on"):
+        value = {}
+    if isinstance(value, str):
+        try:
+            value = spec.parse_settings(value)
+        except ValueError as err:
+            raise LabkitError(f"--early-stopping: {err}. Example: --early-stopping "
+                              "patience=5,min_delta=0.001") from None
+    if not isinstance(value, dict):
+        raise LabkitError(f"--early-stopping takes on, off or key=value settings. "
                           f"Received: {value!r}")
+    unknown = sorted(set(value) - set(EARLY_STOPPING))
+    if unknown:
+        raise LabkitError(f"--early-stopping has no {', '.join(unknown)}. "
+                          f"Known: {', '.join(EARLY_STOPPING)}.")
+    resolved = {**EARLY_STOPPING, **value}
+    if isinstance(resolved["patience"], bool) or not isinstance(resolved["patience"], int) \
+            or resolved["patience"] < 0:
+        raise LabkitError(f"--early-stopping patience must be an integer >= 0 (epochs). "
+                          f"Received: {resolved['patience']!r}")
+    delta = resolved["min_delta"]
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or delta < 0:
+        raise LabkitError(f"--early-stopping min_delta must be >= 0. Received: {delta!r}")
+    if not isinstance(resolved["restore_best"], bool):
+        raise LabkitError("--early-stopping restore_best must be true or false. "
+                          f"Received: {resolved['restore_best']!r}")
+    return resolved
+
+
+def resolve_class_weight(value: str | dict | None, num_classes: int) -> str | dict | None:
+    """``"balanced"``, ``{class: weight}`` (``"0=1,1=5"`` on the command line) or None, checked;
+    JSON's string keys become class indices."""
+    if value in (None, "none", ""):
+        return None
+    if value == "balanced":
+        return value
+    if isinstance(value, str):
+        try:
+            value = {int(k.strip()): float(w) for k, _, w in
+                     (part.partition("=") for part in value.split(","))}
+        except ValueError:
+            raise LabkitError("--class-weight is balanced or CLASS=WEIGHT pairs, e.g. "
+                              f"--class-weight 0=1,1=5. Received: {value!r}") from None
+    if not isinstance(value, dict):
+        raise LabkitError(f"--class-weight is balanced or a mapping. Received: {value!r}")
+    weights = {}
+    for key, weight in value.items():
+        try:
+            cls = int(key)
+        except (TypeError, ValueError):
+            cls = -1
+        if not 0 <= cls < num_classes:
+            raise LabkitError(f"--class-weight: class {key!r} is not one of 0..{num_classes - 1}.")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+            raise LabkitError(f"--class-weight: weight of class {cls} must be > 0. "
+                              f"Received: {weight!r}")
+        weights[cls] = float(weight)
+    return weights
+
+
+def _check_int(option: str, value: Any, *, minimum: int, extra: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise LabkitError(f"--{option.replace('_', '-')} must be an integer >= {minimum}{extra}. "
+                          f"Received: {value!r}")
+
+
+def parse_batch_size(text: str | None) -> int | str | None:
+    """The ``--batch-size`` flag: an integer or ``full``."""
+    if text is None or text == "full":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise LabkitError(f'--batch-size must be an integer >= 1 or "full". '
+                          f"Received: {text!r}") from None
 
 
 def parse_value(text: str) -> Any:
@@ -149,7 +268,7 @@ def resolve_train_config(*, recipe: str | None, config_file: str | None, flags: 
     """Merge, lowest first: defaults, the config file, the RECIPE argument and flags given,
     ``--set`` hyperparameters and ``--data-option`` values."""
     values = read_config_file(config_file) if config_file else {}
-    values = {k: v for k, v in values.items() if k not in ("versions", "created", "run")}
+    values = {k: v for k, v in values.items() if k not in RECORD_ONLY}
     if recipe:
         if values.get("recipe") not in (None, recipe):
             values["hparams"] = {}  # another recipe's hyperparameters would not apply

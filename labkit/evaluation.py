@@ -12,18 +12,19 @@ from labkit.errors import LabkitError
 EVALUATION, CONFUSION, REPORT = "evaluation.json", "confusion_matrix.csv", "classification_report.txt"
 
 
-def load_model(run: runs.Run):
-    """The run's trained ``model.keras``; missing or unreadable is a LabkitError."""
+def load_model(run: runs.Run, name: str = runs.MODEL, compile: bool = True):
+    """The run's trained ``model.keras`` (or checkpoint ``name``); missing or unreadable is a
+    LabkitError."""
     import keras
 
     import recipes._layers  # noqa: F401  registers labkit's custom layers for loading
 
-    path = run.file(runs.MODEL)
+    path = run.file(name)
     if not path.is_file():
         status = run.metrics.get("status", "unfinished")
-        raise LabkitError(f"{run.path} has no {runs.MODEL} (run status: {status}).")
+        raise LabkitError(f"{run.path} has no {name} (run status: {status}).")
     try:
-        return keras.models.load_model(path)
+        return keras.models.load_model(path, compile=compile)
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors…
         raise LabkitError(f"{path} is not a readable Keras model file: "
                           f"{str(err).splitlines()[0][:200]}") from None

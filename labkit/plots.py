@@ -19,16 +19,21 @@ def _pyplot():
 
 
 def curves(history: pd.DataFrame, path: str | Path) -> None:
-    """Loss and accuracy per epoch, training vs validation, side by side."""
+    """Loss and accuracy per epoch, training vs validation, side by side; the learning rate
+    too when a schedule changed it."""
     plt = _pyplot()
     metrics = [m for m in ("loss", "accuracy") if m in history]
+    if "lr" in history and history["lr"].nunique() > 1:
+        metrics.append("lr")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        ax.plot(history["epoch"], history[metric], "o-", label="training", markersize=3)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        label = "used in the epoch" if metric == "lr" else "training"
+        ax.plot(history["epoch"], history[metric], "o-", label=label, markersize=3)
         if f"val_{metric}" in history:
             ax.plot(history["epoch"], history[f"val_{metric}"], "o-", label="validation",
                     markersize=3)
-        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.set(xlabel="epoch", ylabel=metric, title=metric,
+               yscale="log" if metric == "lr" else "linear")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

@@ -19,6 +19,7 @@ from labkit.errors import LabkitError
 
 CONFIG, HISTORY, METRICS, MODEL, CURVES = (
     "config.json", "history.csv", "metrics.json", "model.keras", "curves.png")
+TENSORBOARD = "tensorboard"
 
 
 @contextlib.contextmanager
@@ -41,10 +42,11 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=jsonable) + "\n")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """JSON for numpy scalars and tuples; ``json.dumps(..., default=jsonable)``."""
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     if isinstance(value, (tuple, set)):

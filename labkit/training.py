@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import platform
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
+import numpy as np
 
-from labkit import __version__, data, optim, phases, plots, registry, runs
+from labkit import __version__, augment, checkpoint, data, optim, phases, plots, registry, runs
+from labkit.callbacks import EarlyStopping, ReduceLROnPlateau, RunRecorder
 from labkit.config import TrainConfig
 from labkit.errors import LabkitError
 
@@ -35,9 +39,13 @@ def build_model(config: TrainConfig, spec: data.DatasetSpec):
         raise LabkitError(str(err)) from None
 
 
-def compile_model(model, config: TrainConfig, learning_rate: float | None = None) -> None:
-    model.compile(optimizer=optim.make(config.optimizer, learning_rate or config.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+def compile_model(model, config: TrainConfig, learning_rate: float | None = None,
+                  steps_per_epoch: int = 1) -> None:
+    """Compile with the config's optimizer, hyperparameters, clipping and schedule."""
+    optimizer = optim.make(config.optimizer, learning_rate or config.learning_rate,
+                           config.optimizer_params, config.schedule, steps_per_epoch)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
 
 
 def split_inputs(split, spec: data.DatasetSpec, batch_size: int, *, shuffle: bool = False,
@@ -51,14 +59,25 @@ def split_inputs(split, spec: data.DatasetSpec, batch_size: int, *, shuffle: boo
     return data.stream(split, spec, batch_size, shuffle=shuffle, seed=seed)
 
 
-def fit_kwargs(loaded: data.Data, config: TrainConfig) -> dict:
-    train = split_inputs(loaded.train, loaded.spec, config.batch_size, shuffle=True,
-                         seed=config.seed)
-    kwargs = {"validation_data": split_inputs(loaded.val, loaded.spec, config.batch_size)}
+def fit_kwargs(loaded: data.Data, config: TrainConfig, derived: dict) -> dict:
+    """``model.fit`` arguments: shuffled training data (augmented when asked, in a ``tf.data``
+    pipeline), validation data as is, class weights."""
+    batch_size = derived["batch_size"]
+    train = split_inputs(loaded.train, loaded.spec, batch_size, shuffle=True, seed=config.seed)
+    if isinstance(train, tuple) and config.augment:
+        import tensorflow as tf
+
+        train = tf.data.Dataset.from_tensor_slices(train).shuffle(
+            len(train[1]), seed=config.seed, reshuffle_each_iteration=True).batch(batch_size)
+    if config.augment:
+        train = augment.apply(train, config.augment, config.seed)
     if isinstance(train, tuple):
-        kwargs.update(x=train[0], y=train[1], batch_size=config.batch_size, shuffle=True)
+        kwargs = {"x": train[0], "y": train[1], "batch_size": batch_size, "shuffle": True}
     else:
-        kwargs["x"] = train
+        kwargs = {"x": train}
+    kwargs["validation_data"] = split_inputs(loaded.val, loaded.spec, derived["eval_batch_size"])
+    if derived["class_weight"]:
+        kwargs["class_weight"] = derived["class_weight"]
     return kwargs
 
 
@@ -74,58 +93,205 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
     """Train ``config`` and write its run directory; returns the run.
 
     Every option is validated, the data loaded and the model built before the run directory is
-    created, so a mistake costs nothing and leaves nothing behind.
+    created, so a mistake costs nothing and leaves nothing behind. A run whose loss turns
+    non-finite stops and is returned with status ``diverged`` (see :func:`divergence_message`).
+
+    Raises:
+        Interrupted: on Ctrl-C, after saving what finished; ``resume(err.run.path)`` continues.
     """
-    config = config.validate().resolved()
+    return _train(config.validate().resolved(), echo)
+
+
+def resume(path: str | Path, echo: Echo = print) -> runs.Run:
+    """Continue the interrupted run at ``path`` from its last finished epoch.
+
+    The model, the optimizer's state (moments, step count, so the schedule's position), early
+    stopping's and reduce-on-plateau's counters and the best metric come from ``last.keras``;
+    history.csv keeps the epochs up to it and continues after them.
+    """
+    run = runs.open_run(path)
+    status = run.metrics.get("status", "running")
+    if status == "completed":
+        raise LabkitError(f"{run.path} has completed all its epochs; there is nothing to resume.")
+    if status == "diverged":
+        raise LabkitError(f"{run.path} diverged (non-finite loss); resuming would diverge again. "
+                          "Start a new run with a lower --learning-rate or with --clipnorm.")
+    config = TrainConfig.from_dict(run.config).validate().resolved()
+    last = run.file(checkpoint.LAST)
+    saved = checkpoint.read(last) if last.exists() else None
+    return _train(config, echo, run=run, saved=saved)
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C; the finished epochs are saved in ``run``."""
+
+    def __init__(self, run: runs.Run | None) -> None:
+        super().__init__("interrupted")
+        self.run = run
+
+
+def _train(config: TrainConfig, echo: Echo, run: runs.Run | None = None,
+           saved: checkpoint.Checkpoint | None = None) -> runs.Run:
     loaded = data.load(config.dataset, validation_split=config.validation_split,
                        data_dir=config.data_dir, options=config.data_options)
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config, loaded.spec)
+    derived = derive(config, loaded)
+    if config.deterministic:
+        enable_determinism()
+    done = saved.state["epoch"] if saved else 0
+    keras.utils.set_random_seed(config.seed + done)
+    if saved:
+        from labkit.evaluation import load_model
 
-    run = runs.create_run(config.runs_dir, config.run_name())
-    record = {**config.to_dict(), "run": run.path.name,
-              "created": dt.datetime.now().isoformat(timespec="seconds"),
-              "versions": versions()}
-    runs.write_json(run.file(runs.CONFIG), record)
-    echo(f"Run directory: {run.path}")
+        model = load_model(run, checkpoint.LAST, compile=False)
+    else:
+        model = build_model(config, loaded.spec)
+
+    rows: list[dict] = []
+    if run is None:
+        run = runs.create_run(config.runs_dir, config.run_name())
+        record = {**config.to_dict(), "run": run.path.name,
+                  "created": dt.datetime.now().isoformat(timespec="seconds"),
+                  "versions": versions(), "derived": derived}
+        runs.write_json(run.file(runs.CONFIG), record)
+        echo(f"Run directory: {run.path}")
+    else:
+        rows = previous_rows(run, done)
+        echo(f"Resuming {run.path} after epoch {done}")
     for note in loaded.notes:
         echo(note)
 
     plan = (registry.get_recipe(config.recipe).phases or phases.single)(config.hparams,
                                                                         config.epochs)
-    recorder = RunRecorder(run, with_phase=len(plan) > 1)
+    recorder = RunRecorder(run, model, config.monitor, rows=rows, with_phase=len(plan) > 1,
+                           best=saved.state["best"] if saved else None)
+    if saved:
+        recorder.stopped_epoch = saved.state.get("stopped_epoch")
+        recorder.restored_epoch = saved.state.get("restored_epoch")
     try:
-        fit_phases(model, plan, loaded, config, recorder)
+        fit_phases(model, plan, loaded, config, derived, recorder, saved)
     except KeyboardInterrupt:
         recorder.finish("interrupted")
-        raise
-    compile_model(model, config)  # a multi-phase plan may have compiled only parts of it
+        raise Interrupted(run) from None
+    if recorder.diverged:
+        recorder.finish("diverged", {"hint": divergence_message(config, recorder.diverged)})
+        return run
+    if getattr(model, "optimizer", None) is None or not model.optimizer.built:  # fit in parts
+        compile_model(model, config)
+        model.optimizer.build(model.trainable_variables)
     with runs.atomic_path(run.file(runs.MODEL)) as tmp:
         model.save(tmp)
     if loaded.spec.input_shape == (2,):
         plots.decision_boundary(model, loaded, run.file(plots.BOUNDARY))
-    test = evaluate_split(model, loaded.test, loaded.spec, config.batch_size, "test") \
+    test = evaluate_split(model, loaded.test, loaded.spec, derived["eval_batch_size"], "test") \
         if loaded.test is not None else {}
     recorder.finish("completed", test)
     return run
 
 
+def derive(config: TrainConfig, loaded: data.Data) -> dict:
+    """What the config implies for this data: batch size in examples, steps per epoch, class
+    weights (``balanced``: n / (k · count of the class), scikit-learn's formula)."""
+    labels = loaded.train[1] if not loaded.streaming else \
+        np.fromiter((int(y) for _, y in loaded.train.as_numpy_iterator()), dtype="int64")
+    n = len(labels)
+    batch_size = n if config.batch_size == "full" else config.batch_size
+    weights = config.class_weight
+    if weights == "balanced":
+        from sklearn.utils.class_weight import compute_class_weight
+
+        present = np.unique(labels)
+        values = compute_class_weight("balanced", classes=present, y=labels)
+        weights = {int(c): float(w) for c, w in zip(present, values, strict=True)}
+    return {"train_examples": n, "batch_size": batch_size,
+            "steps_per_epoch": math.ceil(n / batch_size),
+            "eval_batch_size": min(batch_size, 1024), "class_weight": weights}
+
+
+def previous_rows(run: runs.Run, epochs: int) -> list[dict]:
+    """history.csv's rows up to ``epochs`` (later ones were written after the last checkpoint)."""
+    import pandas as pd
+
+    path = run.file(runs.HISTORY)
+    if not epochs or not path.exists():
+        return []
+    history = pd.read_csv(path)
+    return history[history["epoch"] <= epochs].to_dict("records")
+
+
+def enable_determinism() -> None:
+    """Deterministic kernels (TensorFlow op determinism); seeds are set separately."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def divergence_message(config: TrainConfig, diverged: dict) -> str:
+    """Why a run stopped on a non-finite loss, and what to try."""
+    hints = [f"lower --learning-rate (it was {diverged['lr']:.3g})"]
+    if config.clipnorm is None and config.clipvalue is None:
+        hints.append("clip gradients with --clipnorm 1.0")
+    hints.append("start from smaller weights, e.g. --set kernel_initializer=glorot_uniform, "
+                 "if the recipe takes it")
+    return (f"The loss became {diverged['loss']} in epoch {diverged['epoch']}: the updates grew "
+            f"without bound (exploding gradients). Try: {'; '.join(hints)}.")
+
+
 def fit_phases(model, plan: list[phases.Phase], loaded: data.Data, config: TrainConfig,
-               recorder: RunRecorder) -> None:
-    """Fit ``model`` phase after phase; epochs are numbered across phases."""
-    done = 0
-    for phase in plan:
+               derived: dict, recorder: RunRecorder,
+               saved: checkpoint.Checkpoint | None = None) -> None:
+    """Fit ``model`` phase after phase; epochs are numbered across phases. With ``saved``,
+    finished phases are skipped and the interrupted one continues where it stopped."""
+    state = saved.state if saved else {"phase": 0, "phase_epochs": 0, "phase_done": False}
+    for index, phase in enumerate(plan):
+        if index < state["phase"] or (index == state["phase"] and state["phase_done"]):
+            continue
+        resuming = saved is not None and index == state["phase"]
         if phase.seed is not None:
-            keras.utils.set_random_seed(phase.seed)
+            keras.utils.set_random_seed(phase.seed + (state["phase_epochs"] if resuming else 0))
         target = phase.prepare(model)
-        recorder.phase = phase.name
-        kwargs = fit_kwargs(loaded, config)
-        if phase.split is not None and not loaded.streaming:
-            target, kwargs = _on_features(phase, model, kwargs, config.batch_size)
-        compile_model(target, config, phase.learning_rate)
-        target.fit(initial_epoch=done, epochs=done + phase.epochs, callbacks=[recorder],
-                   verbose=progress_mode(), **kwargs)
-        done += phase.epochs
+        kwargs = fit_kwargs(loaded, config, derived)
+        if phase.split is not None and not loaded.streaming and not config.augment:
+            target, kwargs = _on_features(phase, model, kwargs, derived["eval_batch_size"])
+        compile_model(target, config, phase.learning_rate, derived["steps_per_epoch"])
+        if resuming and saved.optimizer:
+            checkpoint.restore_optimizer(target.optimizer, target.trainable_variables,
+                                         saved.optimizer)
+        controls = training_controls(config, saved if resuming else None,
+                                     recorder.run.file(runs.TENSORBOARD))
+        already = state["phase_epochs"] if resuming else 0
+        recorder.start_phase(index, phase.name, phase.epochs, already, controls)
+        start = len(recorder.rows)
+        target.fit(initial_epoch=start, epochs=start + phase.epochs - already,
+                   callbacks=[*controls, recorder], verbose=progress_mode(), **kwargs)
+        if recorder.diverged:
+            return
+        recorder.end_phase()
+
+
+def training_controls(config: TrainConfig, saved: checkpoint.Checkpoint | None = None,
+                      log_dir: Path | None = None) -> list:
+    """The callbacks the config asks for, restored from ``saved``: early stopping,
+    reduce-on-plateau, TensorBoard."""
+    restored = saved.state.get("controls", {}) if saved else {}
+    controls: list = []
+    if config.early_stopping:
+        es = config.early_stopping
+        restore = restored.get("EarlyStopping")
+        if restore is not None and saved.best_weights is not None:
+            restore = {**restore, "best_weights": saved.best_weights}
+        controls.append(EarlyStopping(monitor=config.monitor, patience=es["patience"],
+                                      min_delta=es["min_delta"],
+                                      restore_best_weights=es["restore_best"], restore=restore))
+    if config.schedule["name"] == "plateau":
+        s = config.schedule
+        controls.append(ReduceLROnPlateau(monitor=config.monitor, factor=s["factor"],
+                                          patience=s["patience"], min_delta=s["min_delta"],
+                                          cooldown=s["cooldown"], min_lr=s["min_lr"],
+                                          restore=restored.get("ReduceLROnPlateau")))
+    if config.tensorboard and log_dir is not None:
+        controls.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
+    return controls
 
 
 def _on_features(phase: phases.Phase, model, kwargs: dict, batch_size: int):
@@ -145,46 +311,3 @@ def _on_features(phase: phases.Phase, model, kwargs: dict, batch_size: int):
 def progress_mode() -> int:
     """Keras's progress bar on a terminal; one line per epoch in logs and CI."""
     return 1 if sys.stdout.isatty() else 2
-
-
-def summarize(rows: list[dict], status: str, extra: dict | None = None) -> dict:
-    """metrics.json's content from the history rows so far."""
-    metrics: dict = {"status": status, "epochs_completed": len(rows)}
-    if rows:
-        metrics.update({f"final_{k}": v for k, v in rows[-1].items()
-                        if k not in ("epoch", "phase")})
-        if "val_accuracy" in rows[-1]:
-            best = max(rows, key=lambda r: r["val_accuracy"])
-            metrics.update(best_epoch=best["epoch"], best_val_accuracy=best["val_accuracy"],
-                           best_val_loss=best.get("val_loss"))
-    metrics.update(extra or {})
-    return metrics
-
-
-class RunRecorder(keras.callbacks.Callback):
-    """Writes history.csv (a row per finished epoch), metrics.json and curves.png as epochs end."""
-
-    def __init__(self, run: runs.Run, with_phase: bool = False) -> None:
-        super().__init__()
-        self.run = run
-        self.rows: list[dict] = []
-        self.with_phase = with_phase
-        self.phase = ""
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1, **({"phase": self.phase} if self.with_phase else {})}
-        self.rows.append({**row, **{k: float(v) for k, v in (logs or {}).items()}})
-        self._write("running")
-
-    def _write(self, status: str, extra: dict | None = None) -> None:
-        import pandas as pd
-
-        history = pd.DataFrame(self.rows)
-        runs.write_text(self.run.file(runs.HISTORY), history.to_csv(index=False))
-        runs.write_json(self.run.file(runs.METRICS), summarize(self.rows, status, extra))
-        return history
-
-    def finish(self, status: str, extra: dict | None = None) -> None:
-        history = self._write(status, extra)
-        if self.rows:
-            plots.curves(history, self.run.file(runs.CURVES))

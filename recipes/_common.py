@@ -5,12 +5,11 @@ Messages follow Keras: they name the argument and repeat the value received.
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from labkit._lazy import lazy_import
+from labkit.spec import parse_call
 
 keras = lazy_import("keras")
 
@@ -19,7 +18,6 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "selu", "gelu", "swish", "softp
 INITIALIZERS = ("random_uniform", "random_normal", "truncated_normal", "glorot_uniform",
                 "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
                 "orthogonal", "zeros", "ones", "constant")
-_CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$")
 
 
 def per_layer(name: str, value: Any, n: int) -> list:
@@ -81,9 +79,16 @@ def parse_initializer(name: str, spec: Any) -> dict:
         kwargs = dict(spec)
         init = kwargs.pop("name", None)
     elif isinstance(spec, str):
-        match = _CALL.match(spec)
-        init, kwargs = (match.group(1), _call_kwargs(name, spec, match.group(2))) if match \
-            else (spec.strip(), {})
+        try:
+            init, args, kwargs = parse_call(spec)
+        except ValueError:
+            raise ValueError(
+                f"`{name}` arguments must be keyword=number pairs, e.g. 'random_uniform("
+                f"minval=-0.05, maxval=0.05)'. Received: {name}={spec!r}") from None
+        if len(args) > 1 or (args and init != "constant"):  # constant(0.1): the one positional
+            raise ValueError(f"`{name}` takes keyword arguments only, e.g. "
+                             f"'random_normal(stddev=0.05)'. Received: {name}={spec!r}")
+        kwargs = {"value": args[0], **kwargs} if args else kwargs
     else:
         init, kwargs = None, {}
     if init not in INITIALIZERS:
@@ -92,22 +97,6 @@ def parse_initializer(name: str, spec: Any) -> dict:
             f"arguments such as 'random_normal(stddev=0.05)'. Received: {name}={spec!r}"
         )
     return {"class_name": init, "config": kwargs}
-
-
-def _call_kwargs(name: str, spec: str, args: str) -> dict:
-    try:
-        call = ast.parse(f"f({args})", mode="eval").body
-        if call.args:  # constant(0.1) is the one positional form worth allowing
-            if len(call.args) > 1:
-                raise ValueError
-            return {"value": ast.literal_eval(call.args[0]),
-                    **{k.arg: ast.literal_eval(k.value) for k in call.keywords}}
-        return {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    except (SyntaxError, ValueError):
-        raise ValueError(
-            f"`{name}` arguments must be keyword=number pairs, e.g. 'random_uniform(minval=-0.05, "
-            f"maxval=0.05)'. Received: {name}={spec!r}"
-        ) from None
 
 
 def initializer(spec: dict):

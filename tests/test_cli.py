@@ -60,7 +60,7 @@ def test_describe_shows_defaults_current_values_and_parameter_count(cli):
      "Error: `filters` must hold positive integers. Received: filters=[0]"),
     (["train", "cnn", "--dataset", "spiral"], "Error: Recipe 'cnn' takes image inputs"),
     (["train", "cnn", "--validation-split", "1.5"], "Error: --validation-split must be in [0, 1)"),
-    (["train", "cnn", "--learning-rate", "0"], "Error: --learning-rate must be > 0"),
+    (["train", "cnn", "--learning-rate", "0"], "Error: --learning-rate must be a number > 0"),
     (["train"], "Error: Name a RECIPE"),
     (["describe", "cnn", "--set", "padding=valid"], "Error: The input (8x8) is too small"),
     (["evaluate", "no/such/run"], "Error: Run directory 'no/such/run' does not exist"),

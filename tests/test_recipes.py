@@ -84,7 +84,8 @@ def test_shared_hyperparameters_reach_the_layer_configs():
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"kernel_initializer": "glorot"}, "`kernel_initializer` must name an initializer"),
-    ({"kernel_initializer": "random_normal(0.1, 2)"}, "must be keyword=number pairs"),
+    ({"kernel_initializer": "random_normal(0.1, 2)"}, "takes keyword arguments only"),
+    ({"kernel_initializer": "random_normal(stddev=)"}, "must be keyword=number pairs"),
     ({"l2": -1}, r"`l2` must be >= 0. Received: l2=-1"),
     ({"l1": [0.1, 0.2, 0.3]}, r"`l1` needs one value per layer \(2\)"),
 ])

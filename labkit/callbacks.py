@@ -1,0 +1,168 @@
+"""Keras callbacks of a labkit run: the recorder that keeps the run directory current, and Keras's
+early stopping and reduce-on-plateau made resumable (their counters survive a restart)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+
+from labkit import checkpoint, plots, runs
+
+
+class _Resumable:
+    """Mixin: ``state()`` for the checkpoint, and ``restore=`` to continue from it.
+
+    Keras resets these callbacks in ``on_train_begin``; the restored values are applied after.
+    """
+
+    FIELDS: tuple[str, ...] = ()
+
+    def __init__(self, *args, restore: dict | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._restore = restore
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for key, value in (self._restore or {}).items():
+            setattr(self, key, value)
+        self._restore = None
+
+    def state(self) -> dict[str, Any]:
+        return {key: _plain(getattr(self, key)) for key in self.FIELDS}
+
+
+class EarlyStopping(_Resumable, keras.callbacks.EarlyStopping):
+    """Keras's early stopping; its patience counter and best value survive a resume."""
+
+    FIELDS = ("wait", "best", "best_epoch", "stopped_epoch")
+
+
+class ReduceLROnPlateau(_Resumable, keras.callbacks.ReduceLROnPlateau):
+    """Keras's reduce-on-plateau; the learning rate itself is restored with the optimizer."""
+
+    FIELDS = ("wait", "best", "cooldown_counter")
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Keeps the run directory current as epochs end.
+
+    Per epoch, in this order: history.csv (a row with the epoch's learning rate and metrics) and
+    metrics.json; best.keras when the monitored metric improved; last.keras with the state to
+    resume from. A kill between two writes loses at most the epoch being written, and resume
+    drops history rows past last.keras's epoch, so history never has gaps or duplicates.
+
+    A non-finite loss marks the run diverged and stops training.
+    """
+
+    def __init__(self, run: runs.Run, model, monitor: str, *, rows=(), best=None,
+                 with_phase: bool = False) -> None:
+        super().__init__()
+        self.run, self.full_model, self.monitor = run, model, monitor
+        self.rows: list[dict] = list(rows)
+        self.best = best or {"epoch": None, "value": None}
+        self.with_phase = with_phase
+        self.diverged: dict | None = None
+        self.stopped_epoch: int | None = None
+        self.restored_epoch: int | None = None
+        self._phase = (0, "", 0, 0)  # index, name, epochs planned, epochs done
+        self._controls: list = []
+        self._lr = float("nan")
+
+    def start_phase(self, index: int, name: str, planned: int, done: int, controls: list) -> None:
+        self._phase = (index, name, planned, done)
+        self._controls = controls
+
+    def end_phase(self) -> None:
+        """After a phase's fit: note early stopping, save the (maybe restored) final weights."""
+        for control in self._controls:
+            if isinstance(control, EarlyStopping) and control.stopped_epoch:
+                self.stopped_epoch = control.stopped_epoch + 1
+                if control.restore_best_weights and control.best_weights is not None:
+                    self.restored_epoch = control.best_epoch + 1
+        index, name, planned, _ = self._phase
+        self._phase = (index, name, planned, planned)  # finished, early or not
+        self._checkpoint()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        index, name, planned, done = self._phase
+        self._phase = (index, name, planned, done + 1)
+        values = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+        row = {"epoch": epoch + 1, **({"phase": name} if self.with_phase else {}),
+               "lr": self._lr, **values}
+        self.rows.append(row)
+        if not math.isfinite(values.get("loss", 0.0)):
+            self.diverged = {"epoch": epoch + 1, "loss": str(values["loss"]), "lr": self._lr}
+            self.model.stop_training = True
+            self._write("running")
+            return
+        self._write("running")
+        current = values.get(self.monitor)
+        if current is not None and math.isfinite(current) and self._improves(current):
+            self.best = {"epoch": epoch + 1, "value": current}
+            checkpoint.save(self.full_model, self.run.file(checkpoint.BEST),
+                            {"epoch": epoch + 1, self.monitor: current})
+        self._checkpoint()
+
+    def _improves(self, value: float) -> bool:
+        best = self.best["value"]
+        return best is None or (value > best if "accuracy" in self.monitor else value < best)
+
+    def _checkpoint(self) -> None:
+        index, _, planned, done = self._phase
+        stopping = next((c for c in self._controls if isinstance(c, EarlyStopping)), None)
+        state = {"epoch": len(self.rows), "phase": index, "phase_epochs": done,
+                 "phase_done": done >= planned or bool(getattr(self.model, "stop_training", False)),
+                 "best": self.best, "stopped_epoch": self.stopped_epoch,
+                 "restored_epoch": self.restored_epoch,
+                 "controls": {type(c).__name__: c.state() for c in self._controls
+                              if isinstance(c, _Resumable)}}
+        best_weights = stopping.best_weights if stopping is not None else None
+        checkpoint.save(self.full_model, self.run.file(checkpoint.LAST), state,
+                        optimizer=getattr(self.model, "optimizer", None),
+                        best_weights=best_weights)
+
+    def _write(self, status: str, extra: dict | None = None):
+        import pandas as pd
+
+        history = pd.DataFrame(self.rows)
+        runs.write_text(self.run.file(runs.HISTORY), history.to_csv(index=False))
+        metrics = summarize(self.rows, status, self.monitor, self.best, {
+            "stopped_epoch": self.stopped_epoch, "restored_epoch": self.restored_epoch,
+            "diverged": self.diverged, **(extra or {})})
+        runs.write_json(self.run.file(runs.METRICS), metrics)
+        return history
+
+    def finish(self, status: str, extra: dict | None = None) -> None:
+        """Write the final history and metrics with ``status``; plot the curves."""
+        history = self._write(status, extra)
+        if self.rows:
+            plots.curves(history, self.run.file(runs.CURVES))
+
+
+def summarize(rows: list[dict], status: str, monitor: str, best: dict,
+              extra: dict | None = None) -> dict:
+    """metrics.json's content from the history rows so far (non-finite values become null)."""
+    metrics: dict = {"status": status, "epochs_completed": len(rows), "monitor": monitor,
+                     "best_epoch": best.get("epoch"), f"best_{monitor}": best.get("value")}
+    if rows:
+        metrics.update({f"final_{k}": _finite(v) for k, v in rows[-1].items()
+                        if k not in ("epoch", "phase")})
+        if "val_accuracy" in rows[-1]:  # what `labkit runs` lists, whatever the monitor
+            metrics["best_val_accuracy"] = max(_finite(r["val_accuracy"]) or 0.0 for r in rows)
+    metrics.update({k: v for k, v in (extra or {}).items() if v is not None})
+    return metrics
+
+
+def _finite(value: Any) -> Any:
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return float(value)

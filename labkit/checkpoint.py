@@ -1,0 +1,79 @@
+"""Checkpoints that resume exactly: one ``.keras`` file holding the model and labkit's state.
+
+Keras's ``.keras`` file is a zip archive; labkit adds three entries to it before the file is
+renamed into place: ``labkit/state.json`` (epoch, phase, best metric, callback counters),
+``labkit/optimizer.npz`` (the variables of the optimizer being used: step count, learning rate,
+moments) and, with early stopping that restores, ``labkit/best_weights.npz``. Keras ignores them
+when loading, so the file is also an ordinary model file. Because it is one file written
+atomically, the model and the state can never disagree.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from labkit import runs
+
+LAST, BEST = "last.keras", "best.keras"
+_STATE, _OPTIMIZER, _BEST_WEIGHTS = "labkit/state.json", "labkit/optimizer.npz", \
+    "labkit/best_weights.npz"
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`read` finds besides the model."""
+
+    state: dict
+    optimizer: list[np.ndarray]
+    best_weights: list[np.ndarray] | None
+
+
+def save(model, path: str | Path, state: dict, optimizer=None, best_weights=None) -> None:
+    """Write ``model`` with ``state``, ``optimizer``'s variables and ``best_weights`` to ``path``."""
+    with runs.atomic_path(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(_STATE, json.dumps(state, default=runs.jsonable))
+            if optimizer is not None:
+                archive.writestr(_OPTIMIZER, _arrays([v.numpy() if hasattr(v, "numpy")
+                                                      else np.asarray(v)
+                                                      for v in optimizer.variables]))
+            if best_weights is not None:
+                archive.writestr(_BEST_WEIGHTS, _arrays(best_weights))
+
+
+def read(path: str | Path) -> Checkpoint:
+    """The labkit entries of a checkpoint written by :func:`save`."""
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        state = json.loads(archive.read(_STATE))
+        optimizer = _unarrays(archive.read(_OPTIMIZER)) if _OPTIMIZER in names else []
+        best = _unarrays(archive.read(_BEST_WEIGHTS)) if _BEST_WEIGHTS in names else None
+    return Checkpoint(state, optimizer, best)
+
+
+def restore_optimizer(optimizer, variables, values: list[np.ndarray]) -> None:
+    """Build ``optimizer`` for ``variables`` and load saved ``values`` into it."""
+    optimizer.build(variables)
+    if len(optimizer.variables) != len(values):
+        raise ValueError(f"the checkpoint holds {len(values)} optimizer variables, the optimizer "
+                         f"has {len(optimizer.variables)}")
+    for variable, value in zip(optimizer.variables, values, strict=True):
+        variable.assign(value)
+
+
+def _arrays(values: list[np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, *values)
+    return buffer.getvalue()
+
+
+def _unarrays(data: bytes) -> list[np.ndarray]:
+    with np.load(io.BytesIO(data)) as loaded:
+        return [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
