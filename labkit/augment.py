@@ -19,7 +19,7 @@ AUGMENTATIONS: dict[str, tuple[Any, str]] = {
     "zoom": (0.1, "fraction of the size to zoom in or out, in (0, 1]"),
     "translation": (0.1, "fraction of the size to shift, in (0, 1]"),
     "contrast": (0.2, "contrast factor range, in (0, 1]"),
-    "noise": (0.05, "standard deviation of Gaussian noise, > 0 (pixels scaled to [0, 1])"),
+    "noise": (0.05, "standard deviation of Gaussian noise on pixels scaled to [0, 1], in (0, 1]"),
 }
 FLIPS = ("horizontal", "vertical", "horizontal_and_vertical")
 IMAGE_ONLY = ("flip", "rotation", "zoom", "translation", "contrast")
@@ -50,7 +50,7 @@ def resolve(value: str | dict | None, input_shape: tuple | None = None) -> dict[
             continue
         ok = amount in FLIPS if name == "flip" else (
             not isinstance(amount, bool) and isinstance(amount, (int, float)) and amount > 0
-            and (name == "noise" or amount <= 1))
+            and amount <= 1)
         if not ok:
             raise LabkitError(f"--augment {name}: the amount is the {meaning}. "
                               f"Received: {amount!r}")

@@ -12,8 +12,6 @@ from labkit.errors import LabkitError
 from labkit.optim import OPTIMIZERS
 
 
-
-
 class Group(click.Group):
     """Turns a :class:`LabkitError` from any command into one ``Error: …`` line and exit 1."""
 

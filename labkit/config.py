@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import datetime as dt
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,9 @@ class TrainConfig:
         for flag in ("deterministic", "tensorboard"):
             if not isinstance(getattr(self, flag), bool):
                 raise LabkitError(f"--{flag} is true or false. Received: {getattr(self, flag)!r}")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise LabkitError("--tensorboard needs the tensorboard package: "
+                              "pip install tensorboard")
         self.resolved()  # the composite options check themselves while resolving
         return self
 

@@ -74,7 +74,7 @@ def fit_kwargs(loaded: data.Data, config: TrainConfig, derived: dict) -> dict:
     if isinstance(train, tuple):
         kwargs = {"x": train[0], "y": train[1], "batch_size": batch_size, "shuffle": True}
     else:
-        kwargs = {"x": train}
+        kwargs = {"x": train, "shuffle": False}  # the pipeline shuffles
     kwargs["validation_data"] = split_inputs(loaded.val, loaded.spec, derived["eval_batch_size"])
     if derived["class_weight"]:
         kwargs["class_weight"] = derived["class_weight"]
