@@ -290,3 +290,58 @@ def list_runs(runs_dir):
         click.echo("  ".join(f"{str(v):<{w}}" for v, w in zip(row, widths)).rstrip())
 
 
+
+
+@main.group()
+def lab():
+    """The lecture's claims as experiments: each writes a CSV, a PNG and a verdict.
+
+    \b
+    Example:
+      labkit lab list
+      labkit lab run momentum --quick
+    """
+
+
+@lab.command(name="list")
+def lab_list():
+    """List the labs: name, lecture topic, approximate run time, the claim.
+
+    \b
+    Example:
+      labkit lab list
+    """
+    from labkit import labs
+
+    for name in labs.names():
+        info = labs.get(name)
+        click.echo(f"{name:<20} ~{_duration(info.seconds):<7} {info.topic}\n{'':<29}{info.claim}")
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 90 else f"{round(seconds / 60)} min"
+
+
+@lab.command(name="run")
+@click.argument("name")
+@click.option("--quick", is_flag=True, help="A few seconds' version (fewer epochs and steps).")
+@click.option("--out", help="Output folder.  [default: labs/NAME; with `all`, OUT/NAME]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+def lab_run(name, quick, out, seed):
+    """Run lab NAME (or `all`): print its verdict, write NAME.csv, NAME.png and verdict.txt.
+
+    \b
+    Example:
+      labkit lab run momentum
+      labkit lab run dropout --quick --out /tmp/dropout --seed 1
+      labkit lab run all --quick
+    """
+    from pathlib import Path
+
+    from labkit import labs
+
+    chosen = labs.names() if name == "all" else [labs.get(name).name]
+    for lab_name in chosen:
+        folder = Path(out) / lab_name if out and name == "all" else Path(out or "labs/" + lab_name)
+        _, verdict = labs.run(lab_name, quick=quick, out=folder, seed=seed)
+        click.echo(f"{verdict}\n  → {folder}/{lab_name}.csv, {lab_name}.png")

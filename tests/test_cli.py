@@ -14,7 +14,7 @@ def test_version(cli):
     assert result.exit_code == 0 and __version__ in result.output
 
 
-@pytest.mark.parametrize("args", [["--help"], ["recipes"], ["data"],
+@pytest.mark.parametrize("args", [["--help"], ["recipes"], ["data"], ["lab", "list"],
                                   ["describe", "cnn", "--set", "filters=[8,16]"]])
 def test_listing_commands_do_not_import_tensorflow(args):
     code = (
@@ -28,8 +28,9 @@ def test_listing_commands_do_not_import_tensorflow(args):
 
 
 def test_every_command_help_has_an_example(cli):
-    for command in ("recipes", "data", "describe", "train", "evaluate", "export", "runs"):
-        result = cli(command, "--help")
+    for command in ("recipes", "data", "describe", "train", "evaluate", "export", "runs",
+                    "lab", "lab list", "lab run"):
+        result = cli(*command.split(), "--help")
         assert result.exit_code == 0 and "Example:" in result.output, command
 
 

@@ -1,0 +1,173 @@
+"""Labs on training deep nets (lecture topics 5–6, 22): vanishing gradients, start values and
+skip connections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from labkit.labs._kit import build, compile, curves, digits, figure, fit, holds, keras, lab, save
+
+# --- 5. vanishing gradients -------------------------------------------------------------------
+
+DEPTH = 8
+
+
+def _gradient_norms(model, x, y) -> list[float]:
+    """‖∂L/∂W‖ of each Dense kernel, input side first."""
+    import tensorflow as tf
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    kernels = [layer.kernel for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, model(x, training=True))
+    return [float(tf.norm(g)) for g in tape.gradient(loss, kernels)]
+
+
+def _vanishing_verdict(f: pd.DataFrame) -> str:
+    start = f[f["stage"] == "init"]
+
+    def ratio(activation):
+        part = start[start["activation"] == activation].sort_values("layer")
+        return part["grad_norm"].iloc[0] / part["grad_norm"].iloc[-2]  # first vs last hidden
+
+    sig, relu = ratio("sigmoid"), ratio("relu")
+    trained = f[f["stage"] == "trained"].groupby("activation")["loss"].first()
+    return (f"at initialisation layer 1's gradient norm is {sig:.2g} × layer {DEPTH}'s with "
+            f"sigmoid, {relu:.2g} × with ReLU; training loss after training: sigmoid "
+            f"{trained['sigmoid']:.3f}, ReLU {trained['relu']:.3f} — "
+            + holds(sig < relu / 10 and trained["relu"] < trained["sigmoid"]))
+
+
+def _vanishing_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(1, size=(6, 4))
+    ax = axes[0, 0]
+    for (activation, stage), part in f.groupby(["activation", "stage"], sort=False):
+        ax.semilogy(part["layer"], part["grad_norm"], "o-" if stage == "init" else "s--",
+                    label=f"{activation}, {stage}")
+    ax.set(xlabel="layer (1 = next to the input)", ylabel="‖∂L/∂W‖",
+           title=f"gradient norm per layer, {DEPTH} hidden layers")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, path)
+
+
+@lab("vanishing-gradients", topic="5 Vanishing and exploding gradients / 6 Activations",
+     claim="In a deep sigmoid net the gradient shrinks layer by layer towards the input, so "
+           "early layers barely learn; ReLU nets suffer much less.",
+     seconds=40, verdict=_vanishing_verdict, plot=_vanishing_plot)
+def vanishing_gradients(quick: bool, seed: int) -> pd.DataFrame:
+    d = digits()
+    x, y = d["x_train"][:256], d["y_train"][:256]
+    rows = []
+    for activation in ("sigmoid", "relu"):
+        keras.utils.set_random_seed(seed)
+        model = compile(build("mlp", units=[32] * DEPTH, activation=activation), "sgd", 0.1)
+        for stage in ("init", "trained"):
+            loss = np.nan
+            if stage == "trained":
+                loss = fit(model, d, epochs=3 if quick else 30)["loss"].iloc[-1]
+            for layer, norm in enumerate(_gradient_norms(model, x, y), 1):
+                rows.append({"activation": activation, "stage": stage, "layer": layer,
+                             "grad_norm": norm, "loss": loss})
+    return pd.DataFrame(rows)
+
+
+# --- 6. initialisation ------------------------------------------------------------------------
+
+STARTS = {"equal (constant 0.1)": "constant(0.1)",
+          "too large (normal σ=5)": "random_normal(stddev=5.0)",
+          "small random (Glorot)": "glorot_uniform"}
+
+
+def _unit_spread():
+    """A callback recording how different the first hidden layer's units are: the largest
+    standard deviation, across units, of any incoming weight; read ``.spread`` after fitting."""
+
+    class UnitSpread(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.spread: list[float] = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            kernel = next(layer for layer in self.model.layers
+                          if isinstance(layer, keras.layers.Dense)).get_weights()[0]
+            self.spread.append(float(kernel.std(axis=1).max()))
+
+    return UnitSpread()
+
+
+def _init_verdict(f: pd.DataFrame) -> str:
+    last = f.groupby("start", sort=False).last()
+    first = f.groupby("start", sort=False).first()
+    equal, large, small = (last.loc[name] for name in STARTS)
+    return (f"equal start: hidden units differ by {equal['unit_spread']:.1e} after "
+            f"{equal['epoch']:.0f} epochs (identical), val accuracy "
+            f"{equal['val_accuracy']:.2f}; too large: first-epoch loss "
+            f"{first.loc[list(STARTS)[1], 'loss']:.3g}, val accuracy {large['val_accuracy']:.2f}; "
+            f"small random: loss {small['loss']:.3f}, val accuracy {small['val_accuracy']:.2f} — "
+            + holds(equal["unit_spread"] < 1e-6 and small["val_accuracy"] > equal["val_accuracy"]
+                    and small["val_accuracy"] > large["val_accuracy"]
+                    and first.loc[list(STARTS)[1], "loss"] > 10 * first.loc[list(STARTS)[2],
+                                                                            "loss"]))
+
+
+def _init_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(3)
+    curves(axes[0, 0], f, "start", "loss", title="training loss", log=True)
+    curves(axes[0, 1], f, "start", "val_accuracy", title="validation accuracy")
+    curves(axes[0, 2], f.assign(unit_spread=f["unit_spread"] + 1e-12), "start", "unit_spread",
+           title="spread between hidden units", log=True)
+    save(fig, path)
+
+
+@lab("initialization", topic="5 Parameter initialisation",
+     claim="Equal start values leave all hidden units identical (no symmetry breaking); too "
+           "large values explode; small random values train.",
+     seconds=30, verdict=_init_verdict, plot=_init_plot)
+def initialization(quick: bool, seed: int) -> pd.DataFrame:
+    d = digits()
+    frames = []
+    for name, start in STARTS.items():
+        keras.utils.set_random_seed(seed)
+        model = compile(build("mlp", units=[32, 32], kernel_initializer=start), "sgd", 0.1)
+        spread = _unit_spread()
+        frame = fit(model, d, epochs=4 if quick else 30, callbacks=[spread])
+        frames.append(frame.assign(start=name, unit_spread=spread.spread))
+    return pd.concat(frames)[["start", "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+                              "unit_spread"]]
+
+
+# --- 17. residual connections -----------------------------------------------------------------
+
+BLOCKS = 12  # 25 conv layers, batch normalisation in both nets
+
+
+def _residual_verdict(f: pd.DataFrame) -> str:
+    last = f.groupby("net", sort=False).last()
+    plain, skip = last.loc["plain"], last.loc["residual"]
+    return (f"{2 * BLOCKS + 1} conv layers, after {skip['epoch']:.0f} epochs: training loss "
+            f"plain {plain['loss']:.3f} vs residual {skip['loss']:.3f}, validation accuracy "
+            f"{plain['val_accuracy']:.2f} vs {skip['val_accuracy']:.2f} — "
+            + holds(skip["loss"] < plain["loss"]))
+
+
+def _residual_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(2)
+    curves(axes[0, 0], f, "net", "loss", title="training loss", log=True)
+    curves(axes[0, 1], f, "net", "val_accuracy", title="validation accuracy")
+    save(fig, path)
+
+
+@lab("residual", topic="22 CNN architecture: residual networks",
+     claim="A deep plain net (25 conv layers, batch-normalised) trains worse than the same "
+           "depth with skip connections.",
+     seconds=70, verdict=_residual_verdict, plot=_residual_plot)
+def residual(quick: bool, seed: int) -> pd.DataFrame:
+    d = digits()
+    frames = []
+    for name, skip in (("plain", False), ("residual", True)):
+        keras.utils.set_random_seed(seed)
+        model = compile(build("resnet", blocks=[BLOCKS], width=16, skip=skip), "sgd", 0.05)
+        frames.append(fit(model, d, epochs=2 if quick else 12).assign(net=name))
+    return pd.concat(frames)[["net", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]]

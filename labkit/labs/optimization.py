@@ -1,0 +1,298 @@
+"""Labs on optimisation (lecture topics 1–4, 8–9): gradient estimates, step sizes, schedules,
+momentum and adaptive optimisers."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from labkit.labs._kit import build, compile, curves, digits, figure, fit, holds, keras, lab, save
+
+# --- 1. full batch vs minibatch ---------------------------------------------------------------
+
+
+def _gd_verdict(f: pd.DataFrame) -> str:
+    mini = f[f["batch_size"] < f["batch_size"].max()].sort_values("batch_size")
+    full = f.loc[f["batch_size"].idxmax()]
+    small, large = mini.iloc[0], mini.iloc[-1]
+    falling = bool((np.diff(mini["grad_variance"]) < 0).all())
+    ratio = small["grad_variance"] / large["grad_variance"]
+    return (f"gradient variance {small['grad_variance']:.3g} at batch {small['batch_size']:.0f}, "
+            f"{large['grad_variance']:.3g} at {large['batch_size']:.0f} (÷{ratio:.0f}; 1/B "
+            f"predicts ÷{large['batch_size'] / small['batch_size']:.0f}), 0 for the full batch "
+            f"of {full['batch_size']:.0f}; a step costs {small['ms_per_step']:.2f} ms at batch "
+            f"{small['batch_size']:.0f} and {full['ms_per_step']:.2f} ms for the full batch — "
+            + holds(falling and full["ms_per_step"] > small["ms_per_step"]))
+
+
+def _gd_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(2)
+    mini = f[f["grad_variance"] > 0]
+    axes[0, 0].loglog(mini["batch_size"], mini["grad_variance"], "o-", label="measured")
+    reference = mini["grad_variance"].iloc[0] * mini["batch_size"].iloc[0] / mini["batch_size"]
+    axes[0, 0].loglog(mini["batch_size"], reference, "--", label="∝ 1/B")
+    axes[0, 0].set(xlabel="batch size B", ylabel="E‖g_B − g‖²", title="variance of the gradient")
+    axes[0, 0].legend()
+    axes[0, 1].loglog(f["batch_size"], f["ms_per_step"], "o-")
+    axes[0, 1].set(xlabel="batch size B", ylabel="ms per step", title="cost per step")
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+@lab("gd-vs-sgd", topic="1 Gradient-based optimisation / 2 SGD",
+     claim="A minibatch gradient is a noisy estimate of the full-batch gradient whose variance "
+           "falls like 1/B, while a full-batch step costs the most.",
+     seconds=20, verdict=_gd_verdict, plot=_gd_plot)
+def gd_vs_sgd(quick: bool, seed: int) -> pd.DataFrame:
+    import tensorflow as tf
+
+    d = digits()
+    x, y = tf.constant(d["x_train"]), tf.constant(d["y_train"])
+    model = build("mlp", units=[64])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function(reduce_retracing=True)
+    def gradient(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        return tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(
+            loss, model.trainable_variables)], axis=0)
+
+    n = len(d["y_train"])
+    full = gradient(x, y).numpy()
+    rng = np.random.default_rng(seed)
+    draws = 20 if quick else 200
+    rows = []
+    for batch in [1, 4, 16, 64, 256, n]:
+        gradient(x[:batch], y[:batch])  # trace once before timing
+        variance, start = 0.0, time.perf_counter()
+        for _ in range(draws if batch < n else 5):
+            idx = rng.choice(n, size=batch, replace=False)
+            g = gradient(tf.gather(x, idx), tf.gather(y, idx)).numpy()
+            variance += float(((g - full) ** 2).sum())
+        count = draws if batch < n else 5
+        rows.append({"batch_size": batch, "steps_per_epoch": int(np.ceil(n / batch)),
+                     "grad_variance": variance / count if batch < n else 0.0,
+                     "ms_per_step": 1000 * (time.perf_counter() - start) / count})
+    return pd.DataFrame(rows)
+
+
+# --- 2. learning rate -------------------------------------------------------------------------
+
+LEARNING_RATES = (0.001, 0.1, 1.0, 3.0)
+
+
+def _lr_verdict(f: pd.DataFrame) -> str:
+    last = f.groupby("learning_rate")["loss"].last()
+    first = f.groupby("learning_rate")["loss"].first()
+    best = last.idxmin()
+    small, large = last.index.min(), last.index.max()
+    ups = f[f["learning_rate"] == large]["loss"].diff().gt(0).sum()
+    parts = ", ".join(f"ε={lr:g}: {first[lr]:.3g} → {last[lr]:.3g}" for lr in last.index)
+    ok = small < best < large and last[small] > last[best] and (
+        not np.isfinite(last[large]) or last[large] > last[best])
+    return (f"training loss per ε (first → last epoch): {parts}; the best is ε={best:g}; "
+            f"ε={large:g} went up in {ups} epochs — " + holds(ok))
+
+
+def _lr_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(1)
+    curves(axes[0, 0], f, "learning_rate", "loss", title="training loss, SGD", log=True)
+    save(fig, path)
+
+
+@lab("learning-rate", topic="2 SGD: the learning rate",
+     claim="Too small a learning rate learns slowly, a good one fast, too large a one "
+           "oscillates or diverges.", seconds=40, verdict=_lr_verdict, plot=_lr_plot)
+def learning_rate(quick: bool, seed: int) -> pd.DataFrame:
+    d = digits()
+    frames = []
+    for lr in LEARNING_RATES:
+        keras.utils.set_random_seed(seed)
+        model = compile(build("mlp", units=[64]), "sgd", lr)
+        frame = fit(model, d, epochs=4 if quick else 30, batch_size=32)
+        frames.append(frame.assign(learning_rate=lr))
+    return pd.concat(frames)[["learning_rate", "epoch", "loss", "accuracy", "val_loss",
+                              "val_accuracy"]]
+
+
+# --- 3. schedules -----------------------------------------------------------------------------
+
+def _schedule_verdict(f: pd.DataFrame) -> str:
+    last = f.groupby("schedule").last()
+    const, decay = last.loc["constant"], last.loc["inverse-time"]
+    third = f[f["schedule"] == "constant"]["weight_error"]
+    floor = third.iloc[len(third) // 3:]
+    flat = floor.min() > 0.3 * floor.iloc[0] if len(floor) > 1 else False
+    return (f"‖w − w*‖² after {const['epoch']:.0f} epochs: constant ε {const['weight_error']:.2e} "
+            f"(stalls at its noise floor: {floor.iloc[0]:.2e} → {floor.iloc[-1]:.2e} over the "
+            f"last two thirds), inverse-time {decay['weight_error']:.2e} (Σε = "
+            f"{decay['sum_lr']:.2f} still growing, Σε² = {decay['sum_lr2']:.4f} levelling off) — "
+            + holds(decay["weight_error"] < const["weight_error"] and flat))
+
+
+def _schedule_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(2)
+    curves(axes[0, 0], f, "schedule", "weight_error", title="distance to the minimum ‖w − w*‖²",
+           log=True)
+    curves(axes[0, 1], f, "schedule", "lr", title="learning rate", log=True)
+    save(fig, path)
+
+
+@lab("lr-schedule", topic="2 SGD: decaying learning rates",
+     claim="With a constant rate SGD stalls at a noise floor near the minimum; a schedule with "
+           "Σε = ∞ and Σε² < ∞ keeps approaching it.",
+     seconds=60, verdict=_schedule_verdict, plot=_schedule_plot)
+def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
+    from labkit import optim
+
+    rng = np.random.default_rng(seed)
+    n, dim, batch = 512, 5, 4
+    w_true = rng.normal(size=(dim, 1)).astype("float32")
+    x = rng.normal(size=(n, dim)).astype("float32")
+    y = x @ w_true + rng.normal(scale=1.0, size=(n, 1)).astype("float32")
+    w_best = np.linalg.lstsq(x, y, rcond=None)[0]  # the minimum of the training loss
+    epochs, steps = (6 if quick else 40), n // batch
+    frames = []
+    for name in ("constant", "inverse-time(tau=1)"):
+        keras.utils.set_random_seed(seed)
+        schedule = optim.resolve_schedule(name)
+        model = keras.Sequential([keras.Input((dim,)), keras.layers.Dense(1, use_bias=False)])
+        model.compile(optimizer=optim.make("sgd", 0.05, schedule=schedule,
+                                           steps_per_epoch=steps), loss="mse")
+        errors, rates = [], []
+
+        def track(epoch, logs, model=model, errors=errors, rates=rates):
+            errors.append(float(((model.get_weights()[0] - w_best) ** 2).sum()))
+            rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+
+        history = model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True,
+                            callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=track)])
+        lr_start = [optim.expected_learning_rate(0.05, schedule, e) for e in range(epochs)]
+        per_step = [sum(optim.expected_learning_rate(0.05, schedule, e + s / steps) ** p
+                        for s in range(steps)) for e in range(epochs) for p in (1, 2)]
+        frames.append(pd.DataFrame({
+            "schedule": schedule["name"], "epoch": np.arange(1, epochs + 1), "lr": lr_start,
+            "sum_lr": np.cumsum(per_step[0::2]), "sum_lr2": np.cumsum(per_step[1::2]),
+            "loss": history.history["loss"], "weight_error": errors}))
+    return pd.concat(frames)
+
+
+# --- 4. momentum ------------------------------------------------------------------------------
+
+CANYON = np.array([1.0, 100.0])  # f(θ) = ½ Σ cᵢ θᵢ²: a long narrow valley (condition number 100)
+RATE = 0.019  # just under 2/100: SGD zigzags across the valley
+START = np.array([-10.0, 1.5])
+TARGET = 1e-3
+
+
+def _steps_to_target(part: pd.DataFrame) -> int | None:
+    hit = part[part["loss"] < TARGET]
+    return int(hit["step"].iloc[0]) if len(hit) else None
+
+
+def _momentum_verdict(f: pd.DataFrame) -> str:
+    steps = {name: _steps_to_target(part) for name, part in f.groupby("optimizer", sort=False)}
+    budget = int(f["step"].max())
+
+    def show(name):
+        return f"{steps[name]} steps" if steps[name] is not None else f"not in {budget}"
+
+    sgd, best = steps.get("sgd"), steps.get("momentum α=0.9")
+    others = ", ".join(f"{name}: {show(name)}" for name in steps
+                       if name not in ("sgd", "momentum α=0.9"))
+    ok = best is not None and (sgd is None or best < sgd)
+    return (f"momentum α=0.9 reached loss < {TARGET:g} in {show('momentum α=0.9')}, SGD in "
+            f"{show('sgd')} ({others}) — " + holds(ok))
+
+
+def _momentum_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(2, size=(5.5, 4))
+    grid = np.meshgrid(np.linspace(-11, 11, 200), np.linspace(-2, 2, 200))
+    levels = 0.5 * (CANYON[0] * grid[0] ** 2 + CANYON[1] * grid[1] ** 2)
+    ax = axes[0, 0]
+    ax.contour(grid[0], grid[1], levels, levels=np.geomspace(0.01, 100, 12), cmap="Greys")
+    for name, part in f[f["step"] <= 100].groupby("optimizer", sort=False):
+        ax.plot(part["x"], part["y"], ".-", markersize=2, linewidth=0.8, label=name)
+    ax.set(xlabel="θ₁", ylabel="θ₂", title="first 100 steps over f(θ) = ½(θ₁² + 100 θ₂²)", ylim=(-2, 2))
+    ax.legend(fontsize=8)
+    curves(axes[0, 1], f, "optimizer", "loss", title="f(θ) per step", log=True)
+    save(fig, path)
+
+
+@lab("momentum", topic="3 Momentum",
+     claim="On an ill-conditioned quadratic, momentum travels along the narrow canyon instead "
+           "of bouncing across it, reaching the minimum in far fewer steps than SGD.",
+     seconds=15, verdict=_momentum_verdict, plot=_momentum_plot)
+def momentum(quick: bool, seed: int) -> pd.DataFrame:
+    from labkit import optim
+
+    import tensorflow as tf
+
+    steps = 300 if quick else 1000
+    curvature = tf.constant(CANYON, "float32")
+    rows = []
+    for name, alpha in [("sgd", 0.0), ("momentum α=0.5", 0.5), ("momentum α=0.9", 0.9),
+                        ("momentum α=0.99", 0.99)]:
+        theta = keras.Variable(START.astype("float32"))
+        opt = optim.make("momentum" if alpha else "sgd", RATE,
+                         {"momentum": alpha} if alpha else None)
+
+        opt.build([theta])
+        step = _compiled_step(opt, theta, curvature)
+        for k in range(steps + 1):
+            value = theta.numpy()
+            rows.append({"optimizer": name, "alpha": alpha, "step": k, "x": value[0],
+                         "y": value[1], "loss": float(0.5 * (CANYON * value ** 2).sum())})
+            step()
+    return pd.DataFrame(rows)
+
+
+def _compiled_step(opt, theta, curvature):
+    """One optimizer step on f(θ) = ½ θᵀCθ (gradient Cθ), as a compiled TensorFlow function."""
+    import tensorflow as tf
+
+    @tf.function
+    def step():
+        opt.apply_gradients([(curvature * theta, theta)])
+
+    return step
+
+
+# --- 7. adaptive optimisers -------------------------------------------------------------------
+
+ADAPTIVE = ("sgd", "momentum", "rmsprop", "adam")
+
+
+def _adaptive_verdict(f: pd.DataFrame) -> str:
+    last = f.groupby("optimizer", sort=False).last()
+    order = last["loss"].sort_values()
+    ranking = ", ".join(f"{name} {loss:.3f}" for name, loss in order.items())
+    ok = all(last.loc[name, "loss"] < last.loc["sgd", "loss"]
+             for name in ("momentum", "rmsprop", "adam"))
+    return (f"final training loss after {last['epoch'].max():.0f} epochs at each optimizer's "
+            f"default rate: {ranking} — " + holds(ok))
+
+
+def _adaptive_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(2)
+    curves(axes[0, 0], f, "optimizer", "loss", title="training loss", log=True)
+    curves(axes[0, 1], f, "optimizer", "val_accuracy", title="validation accuracy")
+    save(fig, path)
+
+
+@lab("adaptive-optimizers", topic="4 Adaptive learning rates (AdaGrad, RMSProp, Adam)",
+     claim="Momentum, RMSProp and Adam train the same CNN faster than plain SGD.",
+     seconds=60, verdict=_adaptive_verdict, plot=_adaptive_plot)
+def adaptive_optimizers(quick: bool, seed: int) -> pd.DataFrame:
+    d = digits()
+    frames = []
+    for name in ADAPTIVE:
+        keras.utils.set_random_seed(seed)
+        model = compile(build("cnn", filters=[16, 32]), name)
+        frames.append(fit(model, d, epochs=3 if quick else 15).assign(optimizer=name))
+    return pd.concat(frames)[["optimizer", "epoch", "loss", "accuracy", "val_loss",
+                              "val_accuracy"]]

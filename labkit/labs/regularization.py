@@ -1,0 +1,267 @@
+"""Labs on regularisation (lecture topics 7, 10–11): norm penalties, dropout, early stopping,
+augmentation and ensembles, each on a small training set where overfitting shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from labkit.labs._kit import (accuracy, build, clean_train_accuracy, compile, curves, digits,
+                              figure, fit, holds, keras, lab, save)
+
+SMALL = 100  # training examples (10 per class): small enough to overfit
+
+# --- 8. weight decay --------------------------------------------------------------------------
+
+PENALTIES = [("none", 0.0), ("l2", 1e-3), ("l2", 1e-2), ("l1", 1e-3), ("l1", 1e-2)]
+
+
+def _decay_verdict(f: pd.DataFrame) -> str:
+    by = {(r.penalty, r.alpha): r for r in f.itertuples()}
+    none, l2, l1 = by[("none", 0.0)], by[("l2", 1e-2)], by[("l1", 1e-2)]
+    l2_small = by[("l2", 1e-3)]
+    shrink = none.weight_norm > l2_small.weight_norm > l2.weight_norm
+    return (f"‖W‖ {none.weight_norm:.1f} without penalty, {l2_small.weight_norm:.1f} / "
+            f"{l2.weight_norm:.1f} with L2 α=1e-3 / 1e-2; weights below 1e-3: L1 "
+            f"{l1.sparsity:.0%}, L2 {l2.sparsity:.0%} at α=1e-2; train−validation accuracy gap "
+            f"{none.gap:.2f} → {l2.gap:.2f} (L2) / {l1.gap:.2f} (L1) — "
+            + holds(shrink and l1.sparsity > l2.sparsity and min(l1.gap, l2.gap) < none.gap))
+
+
+def _decay_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(3)
+    labels = [f"{p} {a:g}" if a else p for p, a in zip(f["penalty"], f["alpha"], strict=True)]
+    for ax, column, title in zip(axes[0], ("weight_norm", "sparsity", "gap"),
+                                 ("‖W‖ (all kernels)", "share of |w| < 1e-3",
+                                  "train − validation accuracy"), strict=True):
+        ax.bar(labels, f[column], color=["grey"] + ["C0"] * 2 + ["C1"] * 2)
+        ax.set(title=title)
+        ax.tick_params(axis="x", rotation=30)
+    save(fig, path)
+
+
+@lab("weight-decay", topic="10 Norm penalties (L2, L1)",
+     claim="L2 and L1 penalties shrink the weights, L1 makes many exactly small (sparse), and "
+           "the gap between training and validation accuracy narrows.",
+     seconds=60, verdict=_decay_verdict, plot=_decay_plot)
+def weight_decay(quick: bool, seed: int) -> pd.DataFrame:
+    d = digits(n_train=SMALL, seed=seed)
+    rows = []
+    for penalty, alpha in PENALTIES:
+        keras.utils.set_random_seed(seed)
+        hp = {penalty: alpha} if alpha else {}
+        model = compile(build("mlp", units=[128], **hp), "adam", 0.01)
+        fit(model, d, epochs=15 if quick else 150)
+        kernels = np.concatenate([layer.kernel.numpy().ravel() for layer in model.layers
+                                  if isinstance(layer, keras.layers.Dense)])
+        train = accuracy(model, d["x_train"], d["y_train"])
+        val = accuracy(model, d["x_val"], d["y_val"])
+        rows.append({"penalty": penalty, "alpha": alpha,
+                     "weight_norm": float(np.linalg.norm(kernels)),
+                     "sparsity": float((np.abs(kernels) < 1e-3).mean()),
+                     "train_accuracy": train, "val_accuracy": val, "gap": train - val})
+    return pd.DataFrame(rows)
+
+
+# --- 9. dropout -------------------------------------------------------------------------------
+
+def _gap(part: pd.DataFrame) -> float:
+    """Final training accuracy (inference mode) minus validation accuracy."""
+    return float(part["train_accuracy"].iloc[-1] - part["val_accuracy"].iloc[-1])
+
+
+def _dropout_verdict(f: pd.DataFrame) -> str:
+    parts = dict(tuple(f.groupby("dropout")))
+    rate = max(parts)
+    final = {k: float(p["val_loss"].iloc[-1]) for k, p in parts.items()}
+    rise = {k: final[k] - float(p["val_loss"].min()) for k, p in parts.items()}
+    return (f"{SMALL} training examples, {parts[rate]['epoch'].max():.0f} epochs: final "
+            f"validation loss {final[0.0]:.3f} without dropout, {final[rate]:.3f} with {rate:g}; "
+            f"it rose {rise[0.0]:.3f} vs {rise[rate]:.3f} above its minimum (overfitting); "
+            f"train−validation accuracy gap {_gap(parts[0.0]):.2f} vs {_gap(parts[rate]):.2f} — "
+            + holds(final[rate] < final[0.0] and rise[rate] < rise[0.0]))
+
+
+def _dropout_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(2)
+    for name, part in f.groupby("dropout"):
+        for column, style in (("loss", "--"), ("val_loss", "-")):
+            axes[0, 0].plot(part["epoch"], part[column], style,
+                            label=f"dropout {name:g} {column}")
+    axes[0, 0].set(xlabel="epoch", ylabel="loss", title="training (--) and validation (—)",
+                   yscale="log")
+    axes[0, 0].legend(fontsize=8)
+    curves(axes[0, 1], f, "dropout", "val_accuracy", title="validation accuracy")
+    save(fig, path)
+
+
+@lab("dropout", topic="11 Dropout",
+     claim="On a small training set, dropout keeps the validation loss from rising as the "
+           "net overfits.", seconds=60, verdict=_dropout_verdict, plot=_dropout_plot)
+def dropout(quick: bool, seed: int) -> pd.DataFrame:
+    d = digits(n_train=SMALL, seed=seed)
+    frames = []
+    for rate in (0.0, 0.3):
+        keras.utils.set_random_seed(seed)
+        model = compile(build("mlp", units=[512, 512], dropout=rate), "adam", 1e-3)
+        clean = clean_train_accuracy(d)
+        frame = fit(model, d, epochs=30 if quick else 100, batch_size=16, callbacks=[clean])
+        frames.append(frame.assign(dropout=rate, train_accuracy=clean.values))
+    return pd.concat(frames)[["dropout", "epoch", "loss", "train_accuracy", "val_loss",
+                              "val_accuracy"]]
+
+
+# --- 10. early stopping -----------------------------------------------------------------------
+
+def _stopping_verdict(f: pd.DataFrame) -> str:
+    full = f[f["run"] == "no stopping"]
+    early = f[f["run"] == "early stopping"]
+    stopped = int(early["epoch"].max())
+    restored = early[early["restored"]]
+    r_epoch, r_loss = int(restored["epoch"].iloc[0]), float(restored["restored_val_loss"].iloc[0])
+    final = float(full["val_loss"].iloc[-1])
+    return (f"stopped at epoch {stopped} of {int(full['epoch'].max())}; weights restored from "
+            f"epoch {r_epoch} have validation loss {r_loss:.3f}, training on to the end gives "
+            f"{final:.3f} (its minimum {full['val_loss'].min():.3f} at epoch "
+            f"{int(full.loc[full['val_loss'].idxmin(), 'epoch'])}) — "
+            + holds(r_loss < final and stopped < full["epoch"].max()))
+
+
+def _stopping_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(1, size=(6, 4))
+    ax = axes[0, 0]
+    full = f[f["run"] == "no stopping"]
+    early = f[f["run"] == "early stopping"]
+    ax.plot(full["epoch"], full["loss"], "--", color="grey", label="training")
+    ax.plot(full["epoch"], full["val_loss"], color="C0", label="validation")
+    ax.axvline(early["epoch"].max(), color="C3", linestyle=":", label="stopped")
+    restored = early[early["restored"]]
+    ax.plot(restored["epoch"], restored["restored_val_loss"], "*", color="C3", markersize=14,
+            label="restored weights")
+    ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="early stopping (patience 10)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+@lab("early-stopping", topic="7 Early stopping",
+     claim="Validation loss falls, then rises as the net overfits; stopping when it stops "
+           "improving and restoring the best weights beats training to the end.",
+     seconds=40, verdict=_stopping_verdict, plot=_stopping_plot)
+def early_stopping(quick: bool, seed: int) -> pd.DataFrame:
+    from labkit.callbacks import EarlyStopping
+
+    d = digits(n_train=SMALL, seed=seed)
+    epochs = 60 if quick else 300
+    frames = []
+    for name in ("no stopping", "early stopping"):
+        keras.utils.set_random_seed(seed)
+        model = compile(build("mlp", units=[256, 256]), "adam", 3e-3)
+        stop = EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+        frame = fit(model, d, epochs=epochs, batch_size=16,
+                    callbacks=[stop] if name == "early stopping" else [])
+        frame = frame.assign(run=name, restored=False, restored_val_loss=np.nan)
+        if name == "early stopping":
+            restored = model.evaluate(d["x_val"], d["y_val"], verbose=0, return_dict=True)
+            at = frame["epoch"] == stop.best_epoch + 1
+            frame.loc[at, "restored"] = True
+            frame.loc[at, "restored_val_loss"] = restored["loss"]
+        frames.append(frame)
+    return pd.concat(frames)[["run", "epoch", "loss", "val_loss", "val_accuracy", "restored",
+                              "restored_val_loss"]]
+
+
+# --- 11. augmentation -------------------------------------------------------------------------
+
+AUGMENT = {"rotation": 0.03, "zoom": 0.05}  # ±11° and ±5% on 8×8 images
+
+
+def _augment_verdict(f: pd.DataFrame) -> str:
+    parts = dict(tuple(f.groupby("augment", sort=False)))
+    best = {k: float(p["val_accuracy"].max()) for k, p in parts.items()}
+    late = {k: float(p["val_accuracy"].iloc[-max(1, len(p) // 4):].mean())
+            for k, p in parts.items()}
+    return (f"{SMALL} training images: best validation accuracy {best['none']:.3f} without, "
+            f"{best['augmented']:.3f} with augmentation; mean over the last quarter of training "
+            f"{late['none']:.3f} vs {late['augmented']:.3f}; final train−validation gap "
+            f"{_gap(parts['none']):.2f} vs {_gap(parts['augmented']):.2f} — "
+            + holds(best["augmented"] > best["none"] and late["augmented"] > late["none"]))
+
+
+def _augment_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(2)
+    curves(axes[0, 0], f, "augment", "train_accuracy", title="training accuracy")
+    curves(axes[0, 1], f, "augment", "val_accuracy", title="validation accuracy")
+    save(fig, path)
+
+
+@lab("augmentation", topic="7 Dataset augmentation",
+     claim="On a small image training set, small random rotations and zooms of the training "
+           "images improve validation accuracy.",
+     seconds=60, verdict=_augment_verdict, plot=_augment_plot)
+def augmentation(quick: bool, seed: int) -> pd.DataFrame:
+    import tensorflow as tf
+
+    from labkit import augment
+
+    d = digits(n_train=SMALL, seed=seed)
+    epochs = 20 if quick else 100
+    frames = []
+    for name in ("none", "augmented"):
+        keras.utils.set_random_seed(seed)
+        model = compile(build("cnn", filters=[16, 32], dropout=0.25), "adam", 2e-3)
+        train = tf.data.Dataset.from_tensor_slices((d["x_train"], d["y_train"])).shuffle(
+            SMALL, seed=seed).batch(16)
+        if name == "augmented":
+            train = augment.apply(train, AUGMENT, seed)
+        clean = clean_train_accuracy(d)
+        history = model.fit(train, validation_data=(d["x_val"], d["y_val"]), epochs=epochs,
+                            verbose=0, shuffle=False, callbacks=[clean])
+        frame = pd.DataFrame(history.history)
+        frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+        frames.append(frame.assign(augment=name, train_accuracy=clean.values))
+    return pd.concat(frames)[["augment", "epoch", "loss", "train_accuracy", "val_loss",
+                              "val_accuracy"]]
+
+
+# --- 12. ensembles ----------------------------------------------------------------------------
+
+MEMBERS = 5
+
+
+def _ensemble_verdict(f: pd.DataFrame) -> str:
+    members = f[f["model"] != "ensemble"]["test_accuracy"]
+    ensemble = float(f[f["model"] == "ensemble"]["test_accuracy"].iloc[0])
+    return (f"{len(members)} nets from different start values: members' test accuracy "
+            f"{members.min():.3f}–{members.max():.3f} (mean {members.mean():.3f}), averaged "
+            f"ensemble {ensemble:.3f} — " + holds(ensemble > members.mean()))
+
+
+def _ensemble_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(1, size=(6, 3.6))
+    colors = ["C3" if m == "ensemble" else "C0" for m in f["model"]]
+    axes[0, 0].bar(f["model"], f["test_accuracy"], color=colors)
+    low = f["test_accuracy"].min()
+    axes[0, 0].set(ylim=(max(0, low - 0.05), 1), ylabel="test accuracy",
+                   title="members vs their averaged predictions")
+    save(fig, path)
+
+
+@lab("ensemble", topic="11 Bagging and ensembles",
+     claim="Averaging K networks trained from different start values is more accurate than "
+           "a typical member.", seconds=40, verdict=_ensemble_verdict, plot=_ensemble_plot)
+def ensemble(quick: bool, seed: int) -> pd.DataFrame:
+    d = digits(n_train=SMALL, seed=seed)
+    probabilities, rows = [], []
+    for k in range(MEMBERS):
+        keras.utils.set_random_seed(seed + k)
+        model = compile(build("mlp", units=[64]), "adam", 3e-3)
+        fit(model, d, epochs=10 if quick else 60)
+        p = model.predict(d["x_test"], verbose=0)
+        probabilities.append(p)
+        rows.append({"model": f"member {k + 1}",
+                     "test_accuracy": float((p.argmax(1) == d["y_test"]).mean())})
+    mean = np.mean(probabilities, axis=0)
+    rows.append({"model": "ensemble",
+                 "test_accuracy": float((mean.argmax(1) == d["y_test"]).mean())})
+    return pd.DataFrame(rows)
