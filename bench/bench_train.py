@@ -3,9 +3,9 @@
     .venv/bin/python bench/bench_train.py [--epochs 5] [--repeat 3]
 
 Both sides train the recipe's cnn on digits with the same optimizer, batch size and epochs; the
-plain side builds, compiles, fits on float arrays and evaluates on the test split; labkit goes through
-``labkit.training.train`` (data loading, run directory, history, metrics, model and plot writes
-included). Both are timed cold, graph tracing included, with the same progress output.
+plain side builds, compiles, fits on float arrays and evaluates on the test split; labkit goes
+through ``labkit.training.train`` (data loading, run directory, history, metrics, model and plot
+writes included). Both are timed cold, graph tracing included, with the same progress output.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ class Checkpoint:
 
 
 def save(model, path: str | Path, state: dict, optimizer=None, best_weights=None) -> None:
-    """Write ``model`` with ``state``, ``optimizer``'s variables and ``best_weights`` to ``path``."""
+    """Write ``model``, ``state``, ``optimizer``'s variables and ``best_weights`` to ``path``."""
     with runs.atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:

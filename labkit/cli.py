@@ -240,7 +240,7 @@ def evaluate(run, data_dir):
     width = max(5, *(len(n) for n in names)) + 1
     click.echo("confusion matrix (rows: true, columns: predicted)")
     click.echo(" " * width + "".join(f"{n[:width - 1]:>{width}}" for n in names))
-    for name, row in zip(names, result["confusion_matrix"]):
+    for name, row in zip(names, result["confusion_matrix"], strict=True):
         click.echo(f"{name[:width - 1]:<{width}}" + "".join(f"{v:>{width}}" for v in row))
     click.echo("\n" + result["report_text"])
 
@@ -287,7 +287,7 @@ def list_runs(runs_dir):
          r["status"], r["date"]) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(f"{str(v):<{w}}" for v, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(f"{str(v):<{w}}" for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 

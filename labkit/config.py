@@ -67,11 +67,13 @@ class TrainConfig:
             _check_int("batch_size", self.batch_size, minimum=1, extra=' or "full"')
         _check_int("seed", self.seed, minimum=0)
         optim.check(self.optimizer, self.learning_rate, self.optimizer_params)
-        if not isinstance(self.validation_split, (int, float)) or not 0 <= self.validation_split < 1:
+        split = self.validation_split
+        if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 <= split < 1:
             raise LabkitError(
-                f"--validation-split must be in [0, 1). Received: {self.validation_split!r}")
-        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
-            raise LabkitError(f"--name must be a plain folder name. Received: {self.name!r}")
+                f"--validation-split must be in [0, 1). Received: {split!r}")
+        name = self.name
+        if name is not None and (not name or "/" in name or name.startswith(".")):
+            raise LabkitError(f"--name must be a plain folder name. Received: {name!r}")
         for flag in ("deterministic", "tensorboard"):
             if not isinstance(getattr(self, flag), bool):
                 raise LabkitError(f"--{flag} is true or false. Received: {getattr(self, flag)!r}")
@@ -261,7 +263,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         else:
             values = json.loads(text)
     except Exception as err:  # json and yaml raise different types; both mean a malformed file
-        raise LabkitError(f"Config file {str(path)!r} is malformed: {err}".splitlines()[0]) from None
+        message = f"Config file {str(path)!r} is malformed: {err}".splitlines()[0]
+        raise LabkitError(message) from None
     if not isinstance(values, dict):
         raise LabkitError(f"Config file {str(path)!r} must hold a mapping of options.")
     return values

@@ -206,7 +206,8 @@ def _not_prepared(name: str, data_dir: str, err: Exception | str) -> str:
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
     return (
         f"Dataset {name!r} is not in {data_dir} and could not be downloaded ({reason}). "
-        f"On a machine with network run `python -m tensorflow_datasets.scripts.download_and_prepare "
+        "On a machine with network run "
+        f"`python -m tensorflow_datasets.scripts.download_and_prepare "
         f"--datasets={name} --data_dir=DIR` (or `tfds build {name} --data_dir DIR`), copy DIR here "
         f"and pass --data-dir DIR or set TFDS_DATA_DIR. Offline datasets: {', '.join(OFFLINE)}."
     )

@@ -9,7 +9,8 @@ from labkit import data, runs
 from labkit.config import TrainConfig
 from labkit.errors import LabkitError
 
-EVALUATION, CONFUSION, REPORT = "evaluation.json", "confusion_matrix.csv", "classification_report.txt"
+EVALUATION, CONFUSION, REPORT = (
+    "evaluation.json", "confusion_matrix.csv", "classification_report.txt")
 
 
 def load_model(run: runs.Run, name: str = runs.MODEL, compile: bool = True):
@@ -44,7 +45,7 @@ def arrays(split, spec: data.DatasetSpec, batch_size: int = 256):
     inputs = split_inputs(split, spec, batch_size)
     if isinstance(inputs, tuple):
         return inputs
-    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in inputs))
+    xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in inputs), strict=True)
     return np.concatenate(xs), np.concatenate(ys)
 
 

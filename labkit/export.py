@@ -63,7 +63,7 @@ def _reload_keras(path: Path):
 
 
 def _write_savedmodel(model, path: Path) -> None:
-    """``model.export`` into a temporary folder, then swap it in, so a kill leaves no half export."""
+    """``model.export`` to a temporary folder, then swap it in: a kill leaves no half export."""
     tmp = path.with_name(f".{path.name}.tmp")
     _remove(tmp)
     try:

@@ -49,7 +49,7 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 
 
 def check(name: str, learning_rate: float | None, params: dict[str, Any] | None = None) -> None:
-    """Validate an optimizer, its learning rate and hyperparameters (``momentum``, ``clipnorm``…)."""
+    """Validate an optimizer, its learning rate and its options (``momentum``, ``clipnorm``…)."""
     if name not in OPTIMIZERS:
         raise LabkitError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}. Received: {name!r}")
     if learning_rate is not None:

@@ -81,7 +81,7 @@ class Run:
 
 
 def open_run(path: str | os.PathLike) -> Run:
-    """The run at ``path``; a missing folder or one without config.json is a :class:`LabkitError`."""
+    """The run at ``path``; a missing folder or one without config.json is a LabkitError."""
     path = Path(path)
     if not path.is_dir():
         raise LabkitError(f"Run directory {str(path)!r} does not exist. See `labkit runs`.")
@@ -105,7 +105,7 @@ def create_run(runs_dir: str | os.PathLike, name: str) -> Run:
 
 
 def list_runs(runs_dir: str | os.PathLike) -> list[dict]:
-    """One row per run under ``runs_dir``: name, recipe, dataset, epochs, best val accuracy, date."""
+    """A row per run under ``runs_dir``: name, recipe, dataset, epochs, best val accuracy, date."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise LabkitError(f"Runs directory {str(runs_dir)!r} does not exist.")

@@ -167,7 +167,8 @@ def dense_head(x, num_classes: int, units: Sequence[int], dropout: Sequence[floa
 
 def check_common(*, num_classes: int, activation: str, batch_norm: Any) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
+        raise ValueError("`num_classes` must be an integer >= 2. "
+                         f"Received: num_classes={num_classes!r}")
     check_choice("activation", activation, ACTIVATIONS)
     if not isinstance(batch_norm, bool):
         raise ValueError(f"`batch_norm` must be true or false. Received: batch_norm={batch_norm!r}")

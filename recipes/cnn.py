@@ -114,7 +114,8 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=3, padding=
             x = keras.layers.BatchNormalization(name=f"{block}_bn")(x)
         x = keras.layers.Activation(activation, name=f"{block}_{activation}")(x)
         if pooling[i] != "none":
-            pool = keras.layers.MaxPooling2D if pooling[i] == "max" else keras.layers.AveragePooling2D
+            pool = (keras.layers.MaxPooling2D if pooling[i] == "max"
+                    else keras.layers.AveragePooling2D)
             x = pool(pool_size[i], name=f"{block}_pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = dense_head(x, num_classes, dense_units, dropout, activation, batch_norm, options)
@@ -148,8 +149,10 @@ def check_fits(size, kernels, padding, strides, pooling, pool_size) -> list[str]
     Returns the steps (``"block1_conv 28x28 → 26x26"``) so a caller can show the data flow.
     """
     steps, (h, w) = [], size
-    for i, ((kh, kw), pad, stride) in enumerate(zip(kernels, padding, strides), start=1):
-        shrink = [(f"block{i}_conv", lambda d, k: _conv_out(d, k, stride, pad), (kh, kw))]
+    for i, ((kh, kw), pad, stride) in enumerate(zip(kernels, padding, strides, strict=True),
+                                                start=1):
+        shrink = [(f"block{i}_conv",
+                   lambda d, k, stride=stride, pad=pad: _conv_out(d, k, stride, pad), (kh, kw))]
         if pooling[i - 1] != "none":
             p = pool_size[i - 1]
             shrink.append((f"block{i}_pool", lambda d, k: (d - k) // k + 1, (p, p)))

@@ -63,7 +63,7 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=5, padding=
     pooling = per_layer("pooling", pooling, n)
     pool_size = per_layer("pool_size", pool_size, n)
     check_positive_ints("pool_size", pool_size)
-    for p, q in zip(padding, pooling):
+    for p, q in zip(padding, pooling, strict=True):
         check_choice("padding", p, ("valid", "same"))
         check_choice("pooling", q, ("max", "average", "none"))
     dense_units = as_list("dense_units", dense_units)
@@ -76,9 +76,9 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=5, padding=
         steps = steps if padding[i] == "same" else steps - kernels[i] + 1
         steps = steps // pool_size[i] if pooling[i] != "none" else steps
         if steps < 1:
-            raise ValueError(f"The sequence ({input_shape[0]} steps) is too short for these layers: "
-                             f"it vanishes at block{i + 1}. Use padding='same', fewer layers or "
-                             "smaller kernel_size / pool_size.")
+            raise ValueError(f"The sequence ({input_shape[0]} steps) is too short for these "
+                             f"layers: it vanishes at block{i + 1}. Use padding='same', fewer "
+                             "layers or smaller kernel_size / pool_size.")
     options = LayerOptions(n + len(dense_units) + 1, l1=l1, l2=l2,
                            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
 
@@ -92,7 +92,8 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=5, padding=
             x = keras.layers.BatchNormalization(name=f"{block}_bn")(x)
         x = keras.layers.Activation(activation, name=f"{block}_{activation}")(x)
         if pooling[i] != "none":
-            pool = keras.layers.MaxPooling1D if pooling[i] == "max" else keras.layers.AveragePooling1D
+            pool = (keras.layers.MaxPooling1D if pooling[i] == "max"
+                    else keras.layers.AveragePooling1D)
             x = pool(pool_size[i], name=f"{block}_pool")(x)
     x = keras.layers.GlobalAveragePooling1D(name="global_pool")(x)
     outputs = dense_head(x, num_classes, dense_units, dropout, activation, batch_norm, options)

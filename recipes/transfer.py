@@ -11,7 +11,8 @@ from recipes._common import as_list, check_positive_ints
 keras = lazy_import("keras")
 
 
-@recipe("transfer", summary="A trained labkit run as start values; new head, freeze all/none/up to a layer",
+@recipe("transfer",
+        summary="A trained labkit run as start values; new head, freeze all/none/up to a layer",
         topic="12 Special models (transfer learning: pretrained weights as start values)")
 def build(input_shape, num_classes, *, base=None, freeze="all", dense_units=()):
     """Reuse a trained model on another dataset: keep its layers, replace its ``predictions``.
@@ -38,14 +39,15 @@ def build(input_shape, num_classes, *, base=None, freeze="all", dense_units=()):
         freeze_weights(model, to = "fc1")
 
     Example:
-        >>> model = build((8, 8, 1), 5, base="runs/cnn-digits-20261126-120000", freeze="block2_conv")
+        >>> model = build((8, 8, 1), 5, base="runs/cnn-digits-20261126", freeze="block2_conv")
     """
     if not base:
         raise ValueError("`base` must name a labkit run directory or a .keras file, e.g. "
                          "--set base=runs/cnn-digits-20261126-120000. Received: base=None")
     path = os.path.join(base, "model.keras") if os.path.isdir(str(base)) else str(base)
     if not os.path.isfile(path):
-        raise ValueError(f"`base` has no trained model ({path} is missing). Received: base={base!r}")
+        raise ValueError(f"`base` has no trained model ({path} is missing). "
+                         f"Received: base={base!r}")
     dense_units = as_list("dense_units", dense_units)
     check_positive_ints("dense_units", dense_units, allow_empty=True)
     import recipes._layers  # noqa: F401  registers the custom layers a saved model may use
@@ -56,7 +58,8 @@ def build(input_shape, num_classes, *, base=None, freeze="all", dense_units=()):
                          f"{tuple(input_shape)}. Transfer needs the same input shape.")
     names = [layer.name for layer in old.layers]
     if freeze not in ("all", "none") and freeze not in names:
-        raise ValueError(f"`freeze` must be 'all', 'none' or a layer of the base ({', '.join(names)}). "
+        raise ValueError("`freeze` must be 'all', 'none' or a layer of the base "
+                         f"({', '.join(names)}). "
                          f"Received: freeze={freeze!r}")
     frozen = True if freeze == "all" else False if freeze == "none" else None
     for layer in old.layers:

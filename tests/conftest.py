@@ -36,7 +36,7 @@ def digits_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def base_run(tmp_path_factory):
-    """``base_run(input_shape)`` → a run directory holding a (briefly trained) mlp for that shape."""
+    """``base_run(input_shape)`` → a run directory holding an mlp for that input shape."""
     from labkit import registry, runs
 
     made = {}

@@ -51,9 +51,11 @@ def test_describe_shows_defaults_current_values_and_parameter_count(cli):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "cnnn"], "Error: Unknown recipe 'cnnn'. Did you mean: cnn, cnn1d?"),
-    (["train", "cnn", "--dataset", "mnistt"], "Error: Unknown dataset 'mnistt'. Did you mean: mnist"),
+    (["train", "cnn", "--dataset", "mnistt"],
+     "Error: Unknown dataset 'mnistt'. Did you mean: mnist"),
     (["train", "cnn", "--set", "dropout"], "Error: --set takes key=value"),
-    (["train", "cnn", "--set", "dropuot=0.1"], "Error: Recipe 'cnn' has no hyperparameter 'dropuot'"),
+    (["train", "cnn", "--set", "dropuot=0.1"],
+     "Error: Recipe 'cnn' has no hyperparameter 'dropuot'"),
     (["train", "cnn", "--epochs", "-1"], "Error: --epochs must be an integer >= 1. Received: -1"),
     (["train", "cnn", "--set", "dropout=1.5"],
      "Error: `dropout` must be in [0, 1). Received: dropout=1.5"),

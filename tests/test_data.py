@@ -7,7 +7,7 @@ from labkit.errors import LabkitError
 
 def test_digits_splits_are_disjoint_uint8_and_stratified():
     loaded = data.load("digits", validation_split=0.25)
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = loaded.train, loaded.val, loaded.test
+    (x_train, _), (x_val, y_val), (x_test, _) = loaded.train, loaded.val, loaded.test
     assert loaded.spec.input_shape == (8, 8, 1) and loaded.spec.num_classes == 10
     assert x_train.dtype == np.uint8 and x_train.shape[1:] == (8, 8, 1)
     assert len(x_train) + len(x_val) + len(x_test) == 1797
@@ -48,7 +48,8 @@ def test_playground_noise_blurs_labels_and_seed_reproduces():
     clean = playground.generate("circle", noise=0.0, seed=3)
     noisy = playground.generate("circle", noise=0.5, seed=3)
     inside = np.linalg.norm(noisy[0], axis=1) < 2.5
-    assert (noisy[1] != inside).any() and (clean[1] == (np.linalg.norm(clean[0], axis=1) < 2.5)).all()
+    assert (noisy[1] != inside).any()
+    assert (clean[1] == (np.linalg.norm(clean[0], axis=1) < 2.5)).all()
     np.testing.assert_array_equal(noisy[0], playground.generate("circle", noise=0.5, seed=3)[0])
 
 

@@ -149,3 +149,14 @@ def clean_train_accuracy(d: dict):
             self.values.append(accuracy(self.model, d["x_train"], d["y_train"]))
 
     return Recorder()
+
+
+def learning_curves(group: str, *panels: tuple[str, str, bool]):
+    """A lab's plot function: a panel per ``(column, title, log_scale)``, each with a line per
+    value of ``group`` (optimizer, net, …) against the epoch."""
+    def plot(frame: pd.DataFrame, path: Path) -> None:
+        fig, axes = figure(len(panels))
+        for ax, (column, title, log) in zip(axes[0], panels, strict=True):
+            curves(ax, frame, group, column, title=title, log=log)
+        save(fig, path)
+    return plot

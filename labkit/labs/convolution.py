@@ -6,8 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labkit.labs._kit import (accuracy, build, compile, curves, digits, figure, fit, holds,
-                              keras, lab, save)
+from labkit.labs._kit import (
+    accuracy,
+    build,
+    compile,
+    digits,
+    figure,
+    fit,
+    holds,
+    keras,
+    lab,
+    learning_curves,
+    save,
+)
 
 # --- 13. the convolution ----------------------------------------------------------------------
 
@@ -215,23 +226,18 @@ def _transfer_verdict(f: pd.DataFrame) -> str:
             f"{last['scratch']:.3f} from scratch — " + holds(best > last["scratch"]))
 
 
-def _transfer_plot(f: pd.DataFrame, path) -> None:
-    fig, axes = figure(2)
-    curves(axes[0, 0], f, "model", "loss", title="training loss", log=True)
-    curves(axes[0, 1], f, "model", "val_accuracy", title="validation accuracy (digits 5–9)")
-    save(fig, path)
-
-
 @lab("transfer", topic="12 Transfer learning",
      claim="Features learnt on some classes transfer: with a small training set for new "
            "classes, a conv base pretrained on the others beats training from scratch.",
-     seconds=60, verdict=_transfer_verdict, plot=_transfer_plot)
+     seconds=60, verdict=_transfer_verdict, plot=learning_curves(
+         "model", ("loss", "training loss", True),
+         ("val_accuracy", "validation accuracy (digits 5–9)", False)))
 def transfer(quick: bool, seed: int) -> pd.DataFrame:
     source = digits(classes=SOURCE)
     target = digits(n_train=PER_CLASS * len(TARGET), seed=seed, classes=TARGET)
     keras.utils.set_random_seed(seed)
     pretrained = compile(build("cnn", num_classes=5, **NET), "adam")
-    fit(pretrained, source, epochs=5 if quick else 15)
+    fit(pretrained, source, epochs=3 if quick else 15)
     frames = []
     for name in MODELS:
         keras.utils.set_random_seed(seed)
@@ -242,7 +248,7 @@ def transfer(quick: bool, seed: int) -> pd.DataFrame:
                     layer.set_weights(trained.get_weights())
                     layer.trainable = name == "fine-tuned"
         compile(model, "adam", 3e-3)
-        frame = fit(model, target, epochs=20 if quick else 60, batch_size=8)
+        frame = fit(model, target, epochs=12 if quick else 60, batch_size=8)
         frame["test_accuracy"] = accuracy(model, target["x_test"], target["y_test"])
         frames.append(frame.assign(model=name))
     return pd.concat(frames)[["model", "epoch", "loss", "val_loss", "val_accuracy",

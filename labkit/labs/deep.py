@@ -6,7 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labkit.labs._kit import build, compile, curves, digits, figure, fit, holds, keras, lab, save
+from labkit.labs._kit import (
+    build,
+    compile,
+    curves,
+    digits,
+    figure,
+    fit,
+    holds,
+    keras,
+    lab,
+    learning_curves,
+    save,
+)
 
 # --- 5. vanishing gradients -------------------------------------------------------------------
 
@@ -152,22 +164,16 @@ def _residual_verdict(f: pd.DataFrame) -> str:
             + holds(skip["loss"] < plain["loss"]))
 
 
-def _residual_plot(f: pd.DataFrame, path) -> None:
-    fig, axes = figure(2)
-    curves(axes[0, 0], f, "net", "loss", title="training loss", log=True)
-    curves(axes[0, 1], f, "net", "val_accuracy", title="validation accuracy")
-    save(fig, path)
-
-
 @lab("residual", topic="22 CNN architecture: residual networks",
      claim="A deep plain net (25 conv layers, batch-normalised) trains worse than the same "
            "depth with skip connections.",
-     seconds=70, verdict=_residual_verdict, plot=_residual_plot)
+     seconds=70, verdict=_residual_verdict, plot=learning_curves(
+         "net", ("loss", "training loss", True), ("val_accuracy", "validation accuracy", False)))
 def residual(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     frames = []
     for name, skip in (("plain", False), ("residual", True)):
         keras.utils.set_random_seed(seed)
         model = compile(build("resnet", blocks=[BLOCKS], width=16, skip=skip), "sgd", 0.05)
-        frames.append(fit(model, d, epochs=2 if quick else 12).assign(net=name))
+        frames.append(fit(model, d, epochs=1 if quick else 12).assign(net=name))
     return pd.concat(frames)[["net", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]]

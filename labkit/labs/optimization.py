@@ -8,7 +8,19 @@ import time
 import numpy as np
 import pandas as pd
 
-from labkit.labs._kit import build, compile, curves, digits, figure, fit, holds, keras, lab, save
+from labkit.labs._kit import (
+    build,
+    compile,
+    curves,
+    digits,
+    figure,
+    fit,
+    holds,
+    keras,
+    lab,
+    learning_curves,
+    save,
+)
 
 # --- 1. full batch vs minibatch ---------------------------------------------------------------
 
@@ -98,15 +110,10 @@ def _lr_verdict(f: pd.DataFrame) -> str:
             f"ε={large:g} went up in {ups} epochs — " + holds(ok))
 
 
-def _lr_plot(f: pd.DataFrame, path) -> None:
-    fig, axes = figure(1)
-    curves(axes[0, 0], f, "learning_rate", "loss", title="training loss, SGD", log=True)
-    save(fig, path)
-
-
 @lab("learning-rate", topic="2 SGD: the learning rate",
      claim="Too small a learning rate learns slowly, a good one fast, too large a one "
-           "oscillates or diverges.", seconds=40, verdict=_lr_verdict, plot=_lr_plot)
+           "oscillates or diverges.", seconds=40, verdict=_lr_verdict,
+     plot=learning_curves("learning_rate", ("loss", "training loss, SGD", True)))
 def learning_rate(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     frames = []
@@ -134,18 +141,12 @@ def _schedule_verdict(f: pd.DataFrame) -> str:
             + holds(decay["weight_error"] < const["weight_error"] and flat))
 
 
-def _schedule_plot(f: pd.DataFrame, path) -> None:
-    fig, axes = figure(2)
-    curves(axes[0, 0], f, "schedule", "weight_error", title="distance to the minimum ‖w − w*‖²",
-           log=True)
-    curves(axes[0, 1], f, "schedule", "lr", title="learning rate", log=True)
-    save(fig, path)
-
-
 @lab("lr-schedule", topic="2 SGD: decaying learning rates",
      claim="With a constant rate SGD stalls at a noise floor near the minimum; a schedule with "
            "Σε = ∞ and Σε² < ∞ keeps approaching it.",
-     seconds=60, verdict=_schedule_verdict, plot=_schedule_plot)
+     seconds=60, verdict=_schedule_verdict, plot=learning_curves(
+         "schedule", ("weight_error", "distance to the minimum ‖w − w*‖²", True),
+         ("lr", "learning rate", True)))
 def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
     from labkit import optim
 
@@ -217,7 +218,8 @@ def _momentum_plot(f: pd.DataFrame, path) -> None:
     ax.contour(grid[0], grid[1], levels, levels=np.geomspace(0.01, 100, 12), cmap="Greys")
     for name, part in f[f["step"] <= 100].groupby("optimizer", sort=False):
         ax.plot(part["x"], part["y"], ".-", markersize=2, linewidth=0.8, label=name)
-    ax.set(xlabel="θ₁", ylabel="θ₂", title="first 100 steps over f(θ) = ½(θ₁² + 100 θ₂²)", ylim=(-2, 2))
+    ax.set(xlabel="θ₁", ylabel="θ₂", title="first 100 steps over f(θ) = ½(θ₁² + 100 θ₂²)",
+           ylim=(-2, 2))
     ax.legend(fontsize=8)
     curves(axes[0, 1], f, "optimizer", "loss", title="f(θ) per step", log=True)
     save(fig, path)
@@ -228,9 +230,9 @@ def _momentum_plot(f: pd.DataFrame, path) -> None:
            "of bouncing across it, reaching the minimum in far fewer steps than SGD.",
      seconds=15, verdict=_momentum_verdict, plot=_momentum_plot)
 def momentum(quick: bool, seed: int) -> pd.DataFrame:
-    from labkit import optim
-
     import tensorflow as tf
+
+    from labkit import optim
 
     steps = 300 if quick else 1000
     curvature = tf.constant(CANYON, "float32")
@@ -277,16 +279,11 @@ def _adaptive_verdict(f: pd.DataFrame) -> str:
             f"default rate: {ranking} — " + holds(ok))
 
 
-def _adaptive_plot(f: pd.DataFrame, path) -> None:
-    fig, axes = figure(2)
-    curves(axes[0, 0], f, "optimizer", "loss", title="training loss", log=True)
-    curves(axes[0, 1], f, "optimizer", "val_accuracy", title="validation accuracy")
-    save(fig, path)
-
-
 @lab("adaptive-optimizers", topic="4 Adaptive learning rates (AdaGrad, RMSProp, Adam)",
      claim="Momentum, RMSProp and Adam train the same CNN faster than plain SGD.",
-     seconds=60, verdict=_adaptive_verdict, plot=_adaptive_plot)
+     seconds=60, verdict=_adaptive_verdict, plot=learning_curves(
+         "optimizer", ("loss", "training loss", True),
+         ("val_accuracy", "validation accuracy", False)))
 def adaptive_optimizers(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     frames = []

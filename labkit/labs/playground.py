@@ -66,7 +66,7 @@ def playground(quick: bool, seed: int) -> pd.DataFrame:
             keras.utils.set_random_seed(seed)
             model = compile(build("playground", num_classes=2, input_shape=(2,),
                                   features=chosen, hidden=HIDDEN[name]), "sgd", 0.03)
-            model.fit(x, y, batch_size=10, epochs=20 if quick else 200, verbose=0)
+            model.fit(x, y, batch_size=10, epochs=8 if quick else 200, verbose=0)
             score = float((model.predict(x_test, verbose=0).argmax(1) == y_test).mean())
             output = 2 * model.predict(grid, verbose=0)[:, 1] - 1
             base = {"dataset": name, "features": features}

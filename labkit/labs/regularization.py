@@ -6,8 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labkit.labs._kit import (accuracy, build, clean_train_accuracy, compile, curves, digits,
-                              figure, fit, holds, keras, lab, save)
+from labkit.labs._kit import (
+    accuracy,
+    build,
+    clean_train_accuracy,
+    compile,
+    curves,
+    digits,
+    figure,
+    fit,
+    holds,
+    keras,
+    lab,
+    learning_curves,
+    save,
+)
 
 SMALL = 100  # training examples (10 per class): small enough to overfit
 
@@ -51,7 +64,7 @@ def weight_decay(quick: bool, seed: int) -> pd.DataFrame:
         keras.utils.set_random_seed(seed)
         hp = {penalty: alpha} if alpha else {}
         model = compile(build("mlp", units=[128], **hp), "adam", 0.01)
-        fit(model, d, epochs=15 if quick else 150)
+        fit(model, d, epochs=8 if quick else 150)
         kernels = np.concatenate([layer.kernel.numpy().ravel() for layer in model.layers
                                   if isinstance(layer, keras.layers.Dense)])
         train = accuracy(model, d["x_train"], d["y_train"])
@@ -105,7 +118,7 @@ def dropout(quick: bool, seed: int) -> pd.DataFrame:
         keras.utils.set_random_seed(seed)
         model = compile(build("mlp", units=[512, 512], dropout=rate), "adam", 1e-3)
         clean = clean_train_accuracy(d)
-        frame = fit(model, d, epochs=30 if quick else 100, batch_size=16, callbacks=[clean])
+        frame = fit(model, d, epochs=15 if quick else 100, batch_size=16, callbacks=[clean])
         frames.append(frame.assign(dropout=rate, train_accuracy=clean.values))
     return pd.concat(frames)[["dropout", "epoch", "loss", "train_accuracy", "val_loss",
                               "val_accuracy"]]
@@ -152,7 +165,7 @@ def early_stopping(quick: bool, seed: int) -> pd.DataFrame:
     from labkit.callbacks import EarlyStopping
 
     d = digits(n_train=SMALL, seed=seed)
-    epochs = 60 if quick else 300
+    epochs = 40 if quick else 300
     frames = []
     for name in ("no stopping", "early stopping"):
         keras.utils.set_random_seed(seed)
@@ -188,24 +201,19 @@ def _augment_verdict(f: pd.DataFrame) -> str:
             + holds(best["augmented"] > best["none"] and late["augmented"] > late["none"]))
 
 
-def _augment_plot(f: pd.DataFrame, path) -> None:
-    fig, axes = figure(2)
-    curves(axes[0, 0], f, "augment", "train_accuracy", title="training accuracy")
-    curves(axes[0, 1], f, "augment", "val_accuracy", title="validation accuracy")
-    save(fig, path)
-
-
 @lab("augmentation", topic="7 Dataset augmentation",
      claim="On a small image training set, small random rotations and zooms of the training "
            "images improve validation accuracy.",
-     seconds=60, verdict=_augment_verdict, plot=_augment_plot)
+     seconds=60, verdict=_augment_verdict, plot=learning_curves(
+         "augment", ("train_accuracy", "training accuracy", False),
+         ("val_accuracy", "validation accuracy", False)))
 def augmentation(quick: bool, seed: int) -> pd.DataFrame:
     import tensorflow as tf
 
     from labkit import augment
 
     d = digits(n_train=SMALL, seed=seed)
-    epochs = 20 if quick else 100
+    epochs = 12 if quick else 100
     frames = []
     for name in ("none", "augmented"):
         keras.utils.set_random_seed(seed)
@@ -256,7 +264,7 @@ def ensemble(quick: bool, seed: int) -> pd.DataFrame:
     for k in range(MEMBERS):
         keras.utils.set_random_seed(seed + k)
         model = compile(build("mlp", units=[64]), "adam", 3e-3)
-        fit(model, d, epochs=10 if quick else 60)
+        fit(model, d, epochs=6 if quick else 60)
         p = model.predict(d["x_test"], verbose=0)
         probabilities.append(p)
         rows.append({"model": f"member {k + 1}",
