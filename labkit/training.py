@@ -59,23 +59,30 @@ def split_inputs(split, spec: data.DatasetSpec, batch_size: int, *, shuffle: boo
     return data.stream(split, spec, batch_size, shuffle=shuffle, seed=seed)
 
 
-def fit_kwargs(loaded: data.Data, config: TrainConfig, derived: dict) -> dict:
-    """``model.fit`` arguments: shuffled training data (augmented when asked, in a ``tf.data``
-    pipeline), validation data as is, class weights."""
+def fit_kwargs(loaded: data.Data, config: TrainConfig, derived: dict, features=None) -> dict:
+    """``model.fit`` arguments: the training data as a ``tf.data`` pipeline reshuffled every
+    epoch (augmented when asked), validation data as is, class weights.
+
+    In-memory data goes through ``tf.data`` too: Keras's own ``shuffle=True`` on arrays repeats
+    the same order every epoch once a global seed is set (measured with Keras 3.15), which would
+    make every epoch's minibatches the same. ``features`` (a frozen base's ``predict``) maps the
+    inputs first when a phase trains only a head.
+    """
+    import tensorflow as tf
+
     batch_size = derived["batch_size"]
     train = split_inputs(loaded.train, loaded.spec, batch_size, shuffle=True, seed=config.seed)
-    if isinstance(train, tuple) and config.augment:
-        import tensorflow as tf
-
+    val = split_inputs(loaded.val, loaded.spec, derived["eval_batch_size"])
+    if features is not None:
+        train = (features(train[0]), train[1])
+        val = (features(val[0]), val[1]) if val is not None else None
+    if isinstance(train, tuple):
         train = tf.data.Dataset.from_tensor_slices(train).shuffle(
             len(train[1]), seed=config.seed, reshuffle_each_iteration=True).batch(batch_size)
     if config.augment:
         train = augment.apply(train, config.augment, config.seed)
-    if isinstance(train, tuple):
-        kwargs = {"x": train[0], "y": train[1], "batch_size": batch_size, "shuffle": True}
-    else:
-        kwargs = {"x": train, "shuffle": False}  # the pipeline shuffles
-    kwargs["validation_data"] = split_inputs(loaded.val, loaded.spec, derived["eval_batch_size"])
+    kwargs = {"x": train.prefetch(tf.data.AUTOTUNE), "shuffle": False,  # the pipeline shuffles
+              "validation_data": val}
     if derived["class_weight"]:
         kwargs["class_weight"] = derived["class_weight"]
     return kwargs
@@ -202,6 +209,8 @@ def derive(config: TrainConfig, loaded: data.Data) -> dict:
         present = np.unique(labels)
         values = compute_class_weight("balanced", classes=present, y=labels)
         weights = {int(c): float(w) for c, w in zip(present, values, strict=True)}
+    if weights:  # every class needs a weight (Keras indexes a table by label); unnamed ones 1
+        weights = {c: float(weights.get(c, 1.0)) for c in range(loaded.spec.num_classes)}
     return {"train_examples": n, "batch_size": batch_size,
             "steps_per_epoch": math.ceil(n / batch_size),
             "eval_batch_size": min(batch_size, 1024), "class_weight": weights}
@@ -250,9 +259,10 @@ def fit_phases(model, plan: list[phases.Phase], loaded: data.Data, config: Train
         if phase.seed is not None:
             keras.utils.set_random_seed(phase.seed + (state["phase_epochs"] if resuming else 0))
         target = phase.prepare(model)
-        kwargs = fit_kwargs(loaded, config, derived)
         if phase.split is not None and not loaded.streaming and not config.augment:
-            target, kwargs = _on_features(phase, model, kwargs, derived["eval_batch_size"])
+            target, kwargs = _on_features(phase, model, loaded, config, derived)
+        else:
+            kwargs = fit_kwargs(loaded, config, derived)
         compile_model(target, config, phase.learning_rate, derived["steps_per_epoch"])
         if resuming and saved.optimizer:
             checkpoint.restore_optimizer(target.optimizer, target.trainable_variables,
@@ -294,18 +304,15 @@ def training_controls(config: TrainConfig, saved: checkpoint.Checkpoint | None =
     return controls
 
 
-def _on_features(phase: phases.Phase, model, kwargs: dict, batch_size: int):
+def _on_features(phase: phases.Phase, model, loaded: data.Data, config: TrainConfig,
+                 derived: dict):
     """Compute a frozen base's features once; return the head and fit arguments on features."""
     base, head = phase.split(model)
 
     def features(x):
-        return base.predict(x, batch_size=batch_size, verbose=0)
+        return base.predict(x, batch_size=derived["eval_batch_size"], verbose=0)
 
-    kwargs = dict(kwargs, x=features(kwargs["x"]))
-    if kwargs.get("validation_data") is not None:
-        x_val, y_val = kwargs["validation_data"]
-        kwargs["validation_data"] = (features(x_val), y_val)
-    return head, kwargs
+    return head, fit_kwargs(loaded, config, derived, features)
 
 
 def progress_mode() -> int:

@@ -153,6 +153,15 @@ def test_batch_size_from_one_example_to_the_whole_set(tmp_path, batch_size, step
     assert int(state.optimizer[0]) == 2 * steps  # the optimizer took exactly that many steps
 
 
+def test_training_batches_are_reshuffled_every_epoch(tmp_path):
+    cfg = config(tmp_path).resolved()
+    loaded = data.load("digits")
+    pipeline = training.fit_kwargs(loaded, cfg, training.derive(cfg, loaded))["x"]
+    first, second = ([y.numpy() for _, y in pipeline] for _ in range(2))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    np.testing.assert_array_equal(np.sort(np.concatenate(first)), np.sort(loaded.train[1]))
+
+
 # --- early stopping ---------------------------------------------------------------------------
 
 def test_early_stopping_stops_on_a_plateau_and_restores_the_best_weights(tmp_path):

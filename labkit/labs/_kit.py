@@ -89,11 +89,14 @@ def compile(model, optimizer: str = "adam", learning_rate: float | None = None, 
 
 def fit(model, d: dict, *, epochs: int, batch_size: int = 32, callbacks=(), **kwargs
         ) -> pd.DataFrame:
-    """Fit a compiled model on ``d``'s training split, validating on its validation split;
-    the history as a table with an ``epoch`` column (1-based)."""
-    history = model.fit(d["x_train"], d["y_train"], validation_data=(d["x_val"], d["y_val"]),
-                        epochs=epochs, batch_size=batch_size, verbose=0,
-                        callbacks=list(callbacks), **kwargs)
+    """Fit a compiled model on ``d``'s training split, reshuffled every epoch (as labkit train
+    does), validating on its validation split; the history as a table with an ``epoch`` column."""
+    import tensorflow as tf
+
+    train = tf.data.Dataset.from_tensor_slices((d["x_train"], d["y_train"])).shuffle(
+        len(d["y_train"]), reshuffle_each_iteration=True).batch(batch_size)
+    history = model.fit(train, validation_data=(d["x_val"], d["y_val"]), epochs=epochs,
+                        verbose=0, shuffle=False, callbacks=list(callbacks), **kwargs)
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     return frame

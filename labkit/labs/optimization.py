@@ -129,16 +129,15 @@ def learning_rate(quick: bool, seed: int) -> pd.DataFrame:
 # --- 3. schedules -----------------------------------------------------------------------------
 
 def _schedule_verdict(f: pd.DataFrame) -> str:
-    last = f.groupby("schedule").last()
-    const, decay = last.loc["constant"], last.loc["inverse-time"]
-    third = f[f["schedule"] == "constant"]["weight_error"]
-    floor = third.iloc[len(third) // 3:]
-    flat = floor.min() > 0.3 * floor.iloc[0] if len(floor) > 1 else False
-    return (f"‖w − w*‖² after {const['epoch']:.0f} epochs: constant ε {const['weight_error']:.2e} "
-            f"(stalls at its noise floor: {floor.iloc[0]:.2e} → {floor.iloc[-1]:.2e} over the "
-            f"last two thirds), inverse-time {decay['weight_error']:.2e} (Σε = "
-            f"{decay['sum_lr']:.2f} still growing, Σε² = {decay['sum_lr2']:.4f} levelling off) — "
-            + holds(decay["weight_error"] < const["weight_error"] and flat))
+    const = f[f["schedule"] == "constant"]["weight_error"]
+    decay = f[f["schedule"] == "inverse-time"]
+    floor = const.iloc[len(const) // 2:]  # the second half: where a constant rate has settled
+    final = float(decay["weight_error"].iloc[-1])
+    return (f"‖w − w*‖² with constant ε hovers at {floor.mean():.2e} (range {floor.min():.2e}–"
+            f"{floor.max():.2e}) over the second half of {len(const)} epochs; inverse-time ends "
+            f"at {final:.2e} (Σε = {decay['sum_lr'].iloc[-1]:.2f} still growing, Σε² = "
+            f"{decay['sum_lr2'].iloc[-1]:.4f} levelling off) — "
+            + holds(final < floor.min() and final < floor.mean() / 2))
 
 
 @lab("lr-schedule", topic="2 SGD: decaying learning rates",
@@ -148,6 +147,8 @@ def _schedule_verdict(f: pd.DataFrame) -> str:
          "schedule", ("weight_error", "distance to the minimum ‖w − w*‖²", True),
          ("lr", "learning rate", True)))
 def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
+    import tensorflow as tf
+
     from labkit import optim
 
     rng = np.random.default_rng(seed)
@@ -170,7 +171,9 @@ def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
             errors.append(float(((model.get_weights()[0] - w_best) ** 2).sum()))
             rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
 
-        history = model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True,
+        batches = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+            n, seed=seed, reshuffle_each_iteration=True).batch(batch)  # a new order each epoch
+        history = model.fit(batches, epochs=epochs, verbose=0, shuffle=False,
                             callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=track)])
         lr_start = [optim.expected_learning_rate(0.05, schedule, e) for e in range(epochs)]
         per_step = [sum(optim.expected_learning_rate(0.05, schedule, e + s / steps) ** p
