@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -192,6 +193,7 @@ def train(recipe, config_file, print_config, resume_run, data_assignments, assig
 def _train_and_report(echo, config=None, resume_run=None) -> None:
     from labkit import training
 
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
     try:
         run = training.resume(resume_run, echo) if resume_run else training.train(config, echo)
     except training.Interrupted as stop:
@@ -316,6 +318,10 @@ def lab_list():
     for name in labs.names():
         info = labs.get(name)
         click.echo(f"{name:<20} ~{_duration(info.seconds):<7} {info.topic}\n{'':<29}{info.claim}")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _duration(seconds: int) -> str:

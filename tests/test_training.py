@@ -385,14 +385,21 @@ def test_resume_after_sigkill_continues_history_without_gaps_or_duplicates(tmp_p
     assert run.metrics["status"] == "completed"
 
 
-def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path):
+def _default_sigint():
+    """A shell running tests in the background ignores SIGINT, and children inherit that;
+    a terminal's Ctrl-C reaches a process with the default handler, so restore it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, sig):
     args = [*LABKIT, "train", "mlp", "--set", "units=[16]", "--epochs", "50", "--batch-size",
             "4", "--runs-dir", tmp_path, "--name", "stopped"]
     process = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+                               stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
     run = runs.Run(tmp_path / "stopped")
     _wait_for_rows(run.file(runs.HISTORY), 2, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     output = process.communicate(timeout=60)[0]
     assert process.returncode == 130, output
     assert f"Resume with: labkit train --resume {run.path}" in output

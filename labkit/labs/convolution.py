@@ -196,7 +196,7 @@ def _sharing_plot(f: pd.DataFrame, path) -> None:
 @lab("parameter-sharing", topic="19 Sparse interactions and parameter sharing",
      claim="A CNN shares each kernel across positions, so it needs far fewer parameters than a "
            "dense net and classifies images at least as well.",
-     seconds=40, verdict=_sharing_verdict, plot=_sharing_plot)
+     seconds=25, verdict=_sharing_verdict, plot=_sharing_plot)
 def parameter_sharing(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     rows = []

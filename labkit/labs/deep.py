@@ -67,7 +67,7 @@ def _vanishing_plot(f: pd.DataFrame, path) -> None:
 @lab("vanishing-gradients", topic="5 Vanishing and exploding gradients / 6 Activations",
      claim="In a deep sigmoid net the gradient shrinks layer by layer towards the input, so "
            "early layers barely learn; ReLU nets suffer much less.",
-     seconds=40, verdict=_vanishing_verdict, plot=_vanishing_plot)
+     seconds=20, verdict=_vanishing_verdict, plot=_vanishing_plot)
 def vanishing_gradients(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     x, y = d["x_train"][:256], d["y_train"][:256]

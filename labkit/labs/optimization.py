@@ -57,7 +57,7 @@ def _gd_plot(f: pd.DataFrame, path) -> None:
 @lab("gd-vs-sgd", topic="1 Gradient-based optimisation / 2 SGD",
      claim="A minibatch gradient is a noisy estimate of the full-batch gradient whose variance "
            "falls like 1/B, while a full-batch step costs the most.",
-     seconds=20, verdict=_gd_verdict, plot=_gd_plot)
+     seconds=10, verdict=_gd_verdict, plot=_gd_plot)
 def gd_vs_sgd(quick: bool, seed: int) -> pd.DataFrame:
     import tensorflow as tf
 
@@ -112,7 +112,7 @@ def _lr_verdict(f: pd.DataFrame) -> str:
 
 @lab("learning-rate", topic="2 SGD: the learning rate",
      claim="Too small a learning rate learns slowly, a good one fast, too large a one "
-           "oscillates or diverges.", seconds=40, verdict=_lr_verdict,
+           "oscillates or diverges.", seconds=30, verdict=_lr_verdict,
      plot=learning_curves("learning_rate", ("loss", "training loss, SGD", True)))
 def learning_rate(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
@@ -143,7 +143,7 @@ def _schedule_verdict(f: pd.DataFrame) -> str:
 @lab("lr-schedule", topic="2 SGD: decaying learning rates",
      claim="With a constant rate SGD stalls at a noise floor near the minimum; a schedule with "
            "Σε = ∞ and Σε² < ∞ keeps approaching it.",
-     seconds=60, verdict=_schedule_verdict, plot=learning_curves(
+     seconds=30, verdict=_schedule_verdict, plot=learning_curves(
          "schedule", ("weight_error", "distance to the minimum ‖w − w*‖²", True),
          ("lr", "learning rate", True)))
 def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
@@ -231,7 +231,7 @@ def _momentum_plot(f: pd.DataFrame, path) -> None:
 @lab("momentum", topic="3 Momentum",
      claim="On an ill-conditioned quadratic, momentum travels along the narrow canyon instead "
            "of bouncing across it, reaching the minimum in far fewer steps than SGD.",
-     seconds=15, verdict=_momentum_verdict, plot=_momentum_plot)
+     seconds=10, verdict=_momentum_verdict, plot=_momentum_plot)
 def momentum(quick: bool, seed: int) -> pd.DataFrame:
     import tensorflow as tf
 
@@ -284,7 +284,7 @@ def _adaptive_verdict(f: pd.DataFrame) -> str:
 
 @lab("adaptive-optimizers", topic="4 Adaptive learning rates (AdaGrad, RMSProp, Adam)",
      claim="Momentum, RMSProp and Adam train the same CNN faster than plain SGD.",
-     seconds=60, verdict=_adaptive_verdict, plot=learning_curves(
+     seconds=30, verdict=_adaptive_verdict, plot=learning_curves(
          "optimizer", ("loss", "training loss", True),
          ("val_accuracy", "validation accuracy", False)))
 def adaptive_optimizers(quick: bool, seed: int) -> pd.DataFrame:

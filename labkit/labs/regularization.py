@@ -56,7 +56,7 @@ def _decay_plot(f: pd.DataFrame, path) -> None:
 @lab("weight-decay", topic="10 Norm penalties (L2, L1)",
      claim="L2 and L1 penalties shrink the weights, L1 makes many exactly small (sparse), and "
            "the gap between training and validation accuracy narrows.",
-     seconds=60, verdict=_decay_verdict, plot=_decay_plot)
+     seconds=120, verdict=_decay_verdict, plot=_decay_plot)
 def weight_decay(quick: bool, seed: int) -> pd.DataFrame:
     d = digits(n_train=SMALL, seed=seed)
     rows = []
@@ -160,7 +160,7 @@ def _stopping_plot(f: pd.DataFrame, path) -> None:
 @lab("early-stopping", topic="7 Early stopping",
      claim="Validation loss falls, then rises as the net overfits; stopping when it stops "
            "improving and restoring the best weights beats training to the end.",
-     seconds=40, verdict=_stopping_verdict, plot=_stopping_plot)
+     seconds=80, verdict=_stopping_verdict, plot=_stopping_plot)
 def early_stopping(quick: bool, seed: int) -> pd.DataFrame:
     from labkit.callbacks import EarlyStopping
 
@@ -257,7 +257,7 @@ def _ensemble_plot(f: pd.DataFrame, path) -> None:
 
 @lab("ensemble", topic="11 Bagging and ensembles",
      claim="Averaging K networks trained from different start values is more accurate than "
-           "a typical member.", seconds=40, verdict=_ensemble_verdict, plot=_ensemble_plot)
+           "a typical member.", seconds=70, verdict=_ensemble_verdict, plot=_ensemble_plot)
 def ensemble(quick: bool, seed: int) -> pd.DataFrame:
     d = digits(n_train=SMALL, seed=seed)
     probabilities, rows = [], []
