@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint train-digits bench labs lab-gd-vs-sgd lab-learning-rate lab-lr-schedule lab-momentum lab-vanishing-gradients lab-initialization lab-adaptive-optimizers lab-weight-decay lab-dropout lab-early-stopping lab-augmentation lab-ensemble lab-convolution lab-padding-stride lab-parameter-sharing lab-transfer lab-residual lab-playground
+.PHONY: help install test test-slow test-all lint train-digits bench labs lab-gd-vs-sgd lab-learning-rate lab-lr-schedule lab-momentum lab-vanishing-gradients lab-initialization lab-adaptive-optimizers lab-weight-decay lab-dropout lab-early-stopping lab-augmentation lab-ensemble lab-convolution lab-padding-stride lab-parameter-sharing lab-transfer lab-residual lab-playground
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-25s %s\n", $$1, $$2}'
@@ -13,6 +13,9 @@ install: ## create .venv and install labkit with its dev extra
 
 test: ## run the default (fast) test suite
 	$(BIN)/pytest -q
+
+test-slow: ## run only the slow tests (subprocess kills, VGG16 runs, heavier labs)
+	$(BIN)/pytest -q -m slow
 
 test-all: ## run every test, the slow ones too
 	$(BIN)/pytest -q -m ""

@@ -30,7 +30,11 @@ def lab_runs(tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("name", labs.ORDER)
+HEAVY = {"residual", "playground"}  # quick, but 15-25 s each: run with `make test-slow`
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
+                                  for n in labs.ORDER])
 def test_lab_writes_csv_plot_and_a_verdict_derived_from_the_csv(lab_runs, name):
     out, frame, verdict = lab_runs(name)
     csv, png = out / f"{name}.csv", out / f"{name}.png"

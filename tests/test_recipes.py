@@ -45,7 +45,9 @@ TRAIN_CASES = {
 }
 
 
-@pytest.mark.parametrize("recipe", labkit.list_recipes())
+@pytest.mark.parametrize("recipe", [
+    pytest.param(name, marks=pytest.mark.slow) if name == "vgg16_transfer" else name
+    for name in labkit.list_recipes()])  # vgg16_transfer's run is covered by the next-but-one
 def test_every_recipe_trains_an_epoch_on_bundled_data(recipe, tmp_path, notop_weights, base_run):
     dataset, hparams = TRAIN_CASES.get(recipe, ("digits", {}))
     if recipe == "vgg16_transfer":

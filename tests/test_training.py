@@ -361,6 +361,7 @@ def _wait_for_rows(path: Path, rows: int, process, limit: float = 120) -> None:
     raise AssertionError(f"no {rows} epochs in {limit} s")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_history_without_gaps_or_duplicates(tmp_path):
     args = [*LABKIT, "train", "mlp", "--set", "units=[16]", "--epochs", "12", "--batch-size",
             "8", "--optimizer", "sgd", "--learning-rate", "0.05",
@@ -391,6 +392,7 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, sig):
     args = [*LABKIT, "train", "mlp", "--set", "units=[16]", "--epochs", "50", "--batch-size",
@@ -422,6 +424,7 @@ def test_huge_learning_rate_stops_as_diverged_with_hints(cli, tmp_path):
         training.resume(run.path)
 
 
+@pytest.mark.slow
 def test_deterministic_runs_give_identical_histories(tmp_path):
     def start(name):
         args = [*LABKIT, "train", "cnn", "--set", "filters=[8]", "--epochs", "2",
