@@ -50,8 +50,9 @@ class RunRecorder(keras.callbacks.Callback):
 
     Per epoch, in this order: history.csv (a row with the epoch's learning rate and metrics) and
     metrics.json; best.keras when the monitored metric improved; last.keras with the state to
-    resume from. A kill between two writes loses at most the epoch being written, and resume
-    drops history rows past last.keras's epoch, so history never has gaps or duplicates.
+    resume from (best.keras is a copy of that same file). A kill between two writes loses at
+    most the epoch being written, and resume drops history rows past last.keras's epoch, so
+    history never has gaps or duplicates.
 
     A non-finite loss marks the run diverged and stops training.
     """
@@ -102,17 +103,18 @@ class RunRecorder(keras.callbacks.Callback):
             return
         self._write("running")
         current = values.get(self.monitor)
-        if current is not None and math.isfinite(current) and self._improves(current):
+        improved = current is not None and math.isfinite(current) and self._improves(current)
+        if improved:
             self.best = {"epoch": epoch + 1, "value": current}
-            checkpoint.save(self.full_model, self.run.file(checkpoint.BEST),
-                            {"epoch": epoch + 1, self.monitor: current})
-        self._checkpoint()
+        self._checkpoint(best=improved)
 
     def _improves(self, value: float) -> bool:
         best = self.best["value"]
         return best is None or (value > best if "accuracy" in self.monitor else value < best)
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, best: bool = False) -> None:
+        """last.keras with the state to resume from; also best.keras (written first) if
+        ``best``."""
         index, _, planned, done = self._phase
         stopping = next((c for c in self._controls if isinstance(c, EarlyStopping)), None)
         state = {"epoch": len(self.rows), "phase": index, "phase_epochs": done,
@@ -124,7 +126,8 @@ class RunRecorder(keras.callbacks.Callback):
         best_weights = stopping.best_weights if stopping is not None else None
         checkpoint.save(self.full_model, self.run.file(checkpoint.LAST), state,
                         optimizer=getattr(self.model, "optimizer", None),
-                        best_weights=best_weights)
+                        best_weights=best_weights,
+                        also=(self.run.file(checkpoint.BEST),) if best else ())
 
     def _write(self, status: str, extra: dict | None = None):
         import pandas as pd

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,10 @@ class Checkpoint:
     best_weights: list[np.ndarray] | None
 
 
-def save(model, path: str | Path, state: dict, optimizer=None, best_weights=None) -> None:
-    """Write ``model``, ``state``, ``optimizer``'s variables and ``best_weights`` to ``path``."""
+def save(model, path: str | Path, state: dict, optimizer=None, best_weights=None,
+         also: tuple[str | Path, ...] = ()) -> None:
+    """Write ``model``, ``state``, ``optimizer``'s variables and ``best_weights`` to ``path``,
+    and the same file to each path in ``also`` first (one model serialisation for both)."""
     with runs.atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
@@ -46,6 +49,9 @@ def save(model, path: str | Path, state: dict, optimizer=None, best_weights=None
                                                       for v in optimizer.variables]))
             if best_weights is not None:
                 archive.writestr(_BEST_WEIGHTS, _arrays(best_weights))
+        for other in also:
+            with runs.atomic_path(other) as copy:
+                shutil.copyfile(tmp, copy)
 
 
 def read(path: str | Path) -> Checkpoint:
