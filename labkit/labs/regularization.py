@@ -37,7 +37,7 @@ def _decay_verdict(f: pd.DataFrame) -> str:
     return (f"‖W‖ {none.weight_norm:.1f} without penalty, {l2_small.weight_norm:.1f} / "
             f"{l2.weight_norm:.1f} with L2 α=1e-3 / 1e-2; weights below 1e-3: L1 "
             f"{l1.sparsity:.0%}, L2 {l2.sparsity:.0%} at α=1e-2; train−validation accuracy gap "
-            f"{none.gap:.2f} → {l2.gap:.2f} (L2) / {l1.gap:.2f} (L1) — "
+            f"{none.gap:.3f} → {l2.gap:.3f} (L2) / {l1.gap:.3f} (L1) — "
             + holds(shrink and l1.sparsity > l2.sparsity and min(l1.gap, l2.gap) < none.gap))
 
 
