@@ -4,6 +4,7 @@ early stopping and reduce-on-plateau made resumable (their counters survive a re
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -45,6 +46,16 @@ class ReduceLROnPlateau(_Resumable, keras.callbacks.ReduceLROnPlateau):
     FIELDS = ("wait", "best", "cooldown_counter")
 
 
+@dataclass
+class PhaseProgress:
+    """Where training stands in the current phase of the plan."""
+
+    index: int = 0
+    name: str = ""
+    planned: int = 0  # epochs the phase trains
+    done: int = 0  # epochs of it finished
+
+
 class RunRecorder(keras.callbacks.Callback):
     """Keeps the run directory current as epochs end.
 
@@ -57,22 +68,24 @@ class RunRecorder(keras.callbacks.Callback):
     A non-finite loss marks the run diverged and stops training.
     """
 
-    def __init__(self, run: runs.Run, model, monitor: str, *, rows=(), best=None,
+    def __init__(self, run: runs.Run, model, monitor: str, *, rows=(), state: dict | None = None,
                  with_phase: bool = False) -> None:
+        """``state``: a checkpoint's state when resuming (best metric, early-stopping epochs)."""
         super().__init__()
+        state = state or {}
         self.run, self.full_model, self.monitor = run, model, monitor
         self.rows: list[dict] = list(rows)
-        self.best = best or {"epoch": None, "value": None}
+        self.best = state.get("best") or {"epoch": None, "value": None}
         self.with_phase = with_phase
         self.diverged: dict | None = None
-        self.stopped_epoch: int | None = None
-        self.restored_epoch: int | None = None
-        self._phase = (0, "", 0, 0)  # index, name, epochs planned, epochs done
+        self.stopped_epoch: int | None = state.get("stopped_epoch")
+        self.restored_epoch: int | None = state.get("restored_epoch")
+        self.phase = PhaseProgress()
         self._controls: list = []
         self._lr = float("nan")
 
     def start_phase(self, index: int, name: str, planned: int, done: int, controls: list) -> None:
-        self._phase = (index, name, planned, done)
+        self.phase = PhaseProgress(index, name, planned, done)
         self._controls = controls
 
     def end_phase(self) -> None:
@@ -82,18 +95,16 @@ class RunRecorder(keras.callbacks.Callback):
                 self.stopped_epoch = control.stopped_epoch + 1
                 if control.restore_best_weights and control.best_weights is not None:
                     self.restored_epoch = control.best_epoch + 1
-        index, name, planned, _ = self._phase
-        self._phase = (index, name, planned, planned)  # finished, early or not
+        self.phase.done = self.phase.planned  # finished, early or not
         self._checkpoint()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
-        index, name, planned, done = self._phase
-        self._phase = (index, name, planned, done + 1)
+        self.phase.done += 1
         values = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
-        row = {"epoch": epoch + 1, **({"phase": name} if self.with_phase else {}),
+        row = {"epoch": epoch + 1, **({"phase": self.phase.name} if self.with_phase else {}),
                "lr": self._lr, **values}
         self.rows.append(row)
         if not math.isfinite(values.get("loss", 0.0)):
@@ -115,7 +126,7 @@ class RunRecorder(keras.callbacks.Callback):
     def _checkpoint(self, best: bool = False) -> None:
         """last.keras with the state to resume from; also best.keras (written first) if
         ``best``."""
-        index, _, planned, done = self._phase
+        index, planned, done = self.phase.index, self.phase.planned, self.phase.done
         stopping = next((c for c in self._controls if isinstance(c, EarlyStopping)), None)
         state = {"epoch": len(self.rows), "phase": index, "phase_epochs": done,
                  "phase_done": done >= planned or bool(getattr(self.model, "stop_training", False)),

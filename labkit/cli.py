@@ -197,10 +197,9 @@ def _train_and_report(echo, config=None, resume_run=None) -> None:
     try:
         run = training.resume(resume_run, echo) if resume_run else training.train(config, echo)
     except training.Interrupted as stop:
-        if stop.run is not None:
-            done = stop.run.metrics.get("epochs_completed", 0)
-            click.echo(f"\nInterrupted after {done} finished epochs, saved in {stop.run.path}.\n"
-                       f"Resume with: labkit train --resume {stop.run.path}", err=True)
+        done = stop.run.metrics.get("epochs_completed", 0)
+        click.echo(f"\nInterrupted after {done} finished epochs, saved in {stop.run.path}.\n"
+                   f"Resume with: labkit train --resume {stop.run.path}", err=True)
         sys.exit(130)
     metrics = run.metrics
     if metrics["status"] == "diverged":
@@ -348,6 +347,6 @@ def lab_run(name, quick, out, seed):
 
     chosen = labs.names() if name == "all" else [labs.get(name).name]
     for lab_name in chosen:
-        folder = Path(out) / lab_name if out and name == "all" else Path(out or "labs/" + lab_name)
+        folder = labs.output_dir(lab_name, Path(out) / lab_name if out and name == "all" else out)
         _, verdict = labs.run(lab_name, quick=quick, out=folder, seed=seed)
         click.echo(f"{verdict}\n  → {folder}/{lab_name}.csv, {lab_name}.png")

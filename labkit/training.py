@@ -132,7 +132,7 @@ def resume(path: str | Path, echo: Echo = print) -> runs.Run:
 class Interrupted(Exception):
     """Training stopped by Ctrl-C; the finished epochs are saved in ``run``."""
 
-    def __init__(self, run: runs.Run | None) -> None:
+    def __init__(self, run: runs.Run) -> None:
         super().__init__("interrupted")
         self.run = run
 
@@ -170,10 +170,7 @@ def _train(config: TrainConfig, echo: Echo, run: runs.Run | None = None,
     plan = (registry.get_recipe(config.recipe).phases or phases.single)(config.hparams,
                                                                         config.epochs)
     recorder = RunRecorder(run, model, config.monitor, rows=rows, with_phase=len(plan) > 1,
-                           best=saved.state["best"] if saved else None)
-    if saved:
-        recorder.stopped_epoch = saved.state.get("stopped_epoch")
-        recorder.restored_epoch = saved.state.get("restored_epoch")
+                           state=saved.state if saved else None)
     try:
         fit_phases(model, plan, loaded, config, derived, recorder, saved)
     except KeyboardInterrupt:
@@ -198,14 +195,14 @@ def _train(config: TrainConfig, echo: Echo, run: runs.Run | None = None,
 def derive(config: TrainConfig, loaded: data.Data) -> dict:
     """What the config implies for this data: batch size in examples, steps per epoch, class
     weights (``balanced``: n / (k · count of the class), scikit-learn's formula)."""
-    labels = loaded.train[1] if not loaded.streaming else \
-        np.fromiter((int(y) for _, y in loaded.train.as_numpy_iterator()), dtype="int64")
-    n = len(labels)
+    n = len(loaded.train[1]) if not loaded.streaming else _count(loaded.train)
     batch_size = n if config.batch_size == "full" else config.batch_size
     weights = config.class_weight
     if weights == "balanced":
         from sklearn.utils.class_weight import compute_class_weight
 
+        labels = loaded.train[1] if not loaded.streaming else np.fromiter(
+            loaded.train.map(lambda x, y: y).as_numpy_iterator(), dtype="int64")
         present = np.unique(labels)
         values = compute_class_weight("balanced", classes=present, y=labels)
         weights = {int(c): float(w) for c, w in zip(present, values, strict=True)}
@@ -214,6 +211,12 @@ def derive(config: TrainConfig, loaded: data.Data) -> dict:
     return {"train_examples": n, "batch_size": batch_size,
             "steps_per_epoch": math.ceil(n / batch_size),
             "eval_batch_size": min(batch_size, 1024), "class_weight": weights}
+
+
+def _count(ds) -> int:
+    """Examples in an unbatched ``tf.data`` split: its cardinality, counted only if unknown."""
+    n = int(ds.cardinality())
+    return n if n >= 0 else int(ds.reduce(0, lambda count, _: count + 1))
 
 
 def previous_rows(run: runs.Run, epochs: int) -> list[dict]:

@@ -99,6 +99,22 @@ def parse_initializer(name: str, spec: Any) -> dict:
     return {"class_name": init, "config": kwargs}
 
 
+def conv_block(x, name: str, conv, *, batch_norm: bool, activation: str, pooling: str,
+               pool_size: int, dims: int):
+    """``conv`` (a configured Conv1D/Conv2D layer) → [batch norm] → activation → [max or
+    average pooling], layers named ``{name}_conv`` (by the caller), ``_bn``, ``_<activation>``,
+    ``_pool``."""
+    x = conv(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+    if pooling != "none":
+        kind = "Max" if pooling == "max" else "Average"
+        pool = getattr(keras.layers, f"{kind}Pooling{dims}D")
+        x = pool(pool_size, name=f"{name}_pool")(x)
+    return x
+
+
 def initializer(spec: dict):
     """A Keras initializer instance from :func:`parse_initializer`'s result."""
     class_name = "".join(part.capitalize() for part in spec["class_name"].split("_"))

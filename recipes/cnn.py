@@ -11,6 +11,7 @@ from recipes._common import (
     check_common,
     check_positive_ints,
     check_rates,
+    conv_block,
     dense_head,
     per_layer,
 )
@@ -108,15 +109,10 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=3, padding=
     x = inputs
     for i in range(n):
         block = f"block{i + 1}"
-        x = keras.layers.Conv2D(filters[i], kernels[i], strides=strides[i], padding=padding[i],
-                                name=f"{block}_conv", **options.kwargs())(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{block}_bn")(x)
-        x = keras.layers.Activation(activation, name=f"{block}_{activation}")(x)
-        if pooling[i] != "none":
-            pool = (keras.layers.MaxPooling2D if pooling[i] == "max"
-                    else keras.layers.AveragePooling2D)
-            x = pool(pool_size[i], name=f"{block}_pool")(x)
+        conv = keras.layers.Conv2D(filters[i], kernels[i], strides=strides[i],
+                                   padding=padding[i], name=f"{block}_conv", **options.kwargs())
+        x = conv_block(x, block, conv, batch_norm=batch_norm, activation=activation,
+                       pooling=pooling[i], pool_size=pool_size[i], dims=2)
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = dense_head(x, num_classes, dense_units, dropout, activation, batch_norm, options)
     return keras.Model(inputs, outputs, name="cnn")

@@ -16,7 +16,7 @@ from labkit.errors import LabkitError
 from labkit.labs import convolution, deep, optimization, playground, regularization  # noqa: F401
 from labkit.labs._kit import LABS, Lab
 
-__all__ = ["LABS", "ORDER", "Lab", "get", "names", "run", "verdict_of"]
+__all__ = ["LABS", "ORDER", "Lab", "get", "names", "output_dir", "run", "verdict_of"]
 
 
 # The issue's order, which follows the lecture: optimisation, deep nets, regularisation, CNNs.
@@ -52,7 +52,7 @@ def run(name: str, quick: bool = False, out: str | Path | None = None,
     lab = get(name)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise LabkitError(f"--seed must be an integer >= 0. Received: {seed!r}")
-    out = Path(out) if out is not None else Path("labs") / name
+    out = output_dir(name, out)
     if out.exists() and not out.is_dir():
         raise LabkitError(f"--out {str(out)!r} is a file, not a folder.")
     import keras
@@ -67,6 +67,11 @@ def run(name: str, quick: bool = False, out: str | Path | None = None,
     lab.plot(frame, out / f"{name}.png")
     runs.write_text(out / "verdict.txt", verdict + "\n")
     return frame, verdict
+
+
+def output_dir(name: str, out: str | Path | None = None) -> Path:
+    """Where lab ``name`` writes: ``out``, or ``labs/<name>`` by default."""
+    return Path(out) if out is not None else Path("labs") / name
 
 
 def verdict_of(name: str, frame: pd.DataFrame) -> str:

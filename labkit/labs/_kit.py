@@ -79,7 +79,8 @@ def build(recipe: str, num_classes: int = 10, input_shape=(8, 8, 1), **hparams):
     return registry.build(recipe, input_shape=input_shape, num_classes=num_classes, **hparams)
 
 
-def compile(model, optimizer: str = "adam", learning_rate: float | None = None, **params):
+def compiled(model, optimizer: str = "adam", learning_rate: float | None = None, **params):
+    """``model`` compiled for classification with a labkit optimizer (see ``labkit.optim``)."""
     from labkit import optim
 
     model.compile(optimizer=optim.make(optimizer, learning_rate, params),

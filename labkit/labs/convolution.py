@@ -9,7 +9,7 @@ import pandas as pd
 from labkit.labs._kit import (
     accuracy,
     build,
-    compile,
+    compiled,
     digits,
     figure,
     fit,
@@ -203,7 +203,7 @@ def parameter_sharing(quick: bool, seed: int) -> pd.DataFrame:
     for name, model in (("cnn", lambda: build("cnn", filters=[16, 32])),
                         ("mlp", lambda: build("mlp", units=[256, 128]))):
         keras.utils.set_random_seed(seed)
-        net = compile(model(), "adam")
+        net = compiled(model(), "adam")
         fit(net, d, epochs=4 if quick else 30)
         rows.append({"model": name, "parameters": net.count_params(),
                      "test_accuracy": accuracy(net, d["x_test"], d["y_test"])})
@@ -236,7 +236,7 @@ def transfer(quick: bool, seed: int) -> pd.DataFrame:
     source = digits(classes=SOURCE)
     target = digits(n_train=PER_CLASS * len(TARGET), seed=seed, classes=TARGET)
     keras.utils.set_random_seed(seed)
-    pretrained = compile(build("cnn", num_classes=5, **NET), "adam")
+    pretrained = compiled(build("cnn", num_classes=5, **NET), "adam")
     fit(pretrained, source, epochs=3 if quick else 15)
     frames = []
     for name in MODELS:
@@ -247,7 +247,7 @@ def transfer(quick: bool, seed: int) -> pd.DataFrame:
                 if isinstance(layer, keras.layers.Conv2D):
                     layer.set_weights(trained.get_weights())
                     layer.trainable = name == "fine-tuned"
-        compile(model, "adam", 3e-3)
+        compiled(model, "adam", 3e-3)
         frame = fit(model, target, epochs=12 if quick else 60, batch_size=8)
         frame["test_accuracy"] = accuracy(model, target["x_test"], target["y_test"])
         frames.append(frame.assign(model=name))

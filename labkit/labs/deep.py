@@ -8,7 +8,7 @@ import pandas as pd
 
 from labkit.labs._kit import (
     build,
-    compile,
+    compiled,
     curves,
     digits,
     figure,
@@ -74,7 +74,7 @@ def vanishing_gradients(quick: bool, seed: int) -> pd.DataFrame:
     rows = []
     for activation in ("sigmoid", "relu"):
         keras.utils.set_random_seed(seed)
-        model = compile(build("mlp", units=[32] * DEPTH, activation=activation), "sgd", 0.1)
+        model = compiled(build("mlp", units=[32] * DEPTH, activation=activation), "sgd", 0.1)
         for stage in ("init", "trained"):
             loss = np.nan
             if stage == "trained":
@@ -142,7 +142,7 @@ def initialization(quick: bool, seed: int) -> pd.DataFrame:
     frames = []
     for name, start in STARTS.items():
         keras.utils.set_random_seed(seed)
-        model = compile(build("mlp", units=[32, 32], kernel_initializer=start), "sgd", 0.1)
+        model = compiled(build("mlp", units=[32, 32], kernel_initializer=start), "sgd", 0.1)
         spread = _unit_spread()
         frame = fit(model, d, epochs=4 if quick else 30, callbacks=[spread])
         frames.append(frame.assign(start=name, unit_spread=spread.spread))
@@ -174,6 +174,6 @@ def residual(quick: bool, seed: int) -> pd.DataFrame:
     frames = []
     for name, skip in (("plain", False), ("residual", True)):
         keras.utils.set_random_seed(seed)
-        model = compile(build("resnet", blocks=[BLOCKS], width=16, skip=skip), "sgd", 0.05)
+        model = compiled(build("resnet", blocks=[BLOCKS], width=16, skip=skip), "sgd", 0.05)
         frames.append(fit(model, d, epochs=1 if quick else 12).assign(net=name))
     return pd.concat(frames)[["net", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]]

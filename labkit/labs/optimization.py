@@ -10,7 +10,7 @@ import pandas as pd
 
 from labkit.labs._kit import (
     build,
-    compile,
+    compiled,
     curves,
     digits,
     figure,
@@ -119,7 +119,7 @@ def learning_rate(quick: bool, seed: int) -> pd.DataFrame:
     frames = []
     for lr in LEARNING_RATES:
         keras.utils.set_random_seed(seed)
-        model = compile(build("mlp", units=[64]), "sgd", lr)
+        model = compiled(build("mlp", units=[64]), "sgd", lr)
         frame = fit(model, d, epochs=4 if quick else 30, batch_size=32)
         frames.append(frame.assign(learning_rate=lr))
     return pd.concat(frames)[["learning_rate", "epoch", "loss", "accuracy", "val_loss",
@@ -292,7 +292,7 @@ def adaptive_optimizers(quick: bool, seed: int) -> pd.DataFrame:
     frames = []
     for name in ADAPTIVE:
         keras.utils.set_random_seed(seed)
-        model = compile(build("cnn", filters=[16, 32]), name)
+        model = compiled(build("cnn", filters=[16, 32]), name)
         frames.append(fit(model, d, epochs=3 if quick else 15).assign(optimizer=name))
     return pd.concat(frames)[["optimizer", "epoch", "loss", "accuracy", "val_loss",
                               "val_accuracy"]]

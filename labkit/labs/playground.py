@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labkit.labs._kit import build, compile, figure, fit, holds, keras, lab, save
+from labkit.labs._kit import build, compiled, figure, fit, holds, keras, lab, save
 
 ENGINEERED = {"circle": ["x1^2", "x2^2"], "xor": ["x1*x2"],
               "spiral": ["x1", "x2", "x1^2", "x2^2", "x1*x2", "sin(x1)", "sin(x2)"]}
@@ -64,7 +64,7 @@ def playground(quick: bool, seed: int) -> pd.DataFrame:
         (x, y), (x_test, y_test) = loaded.train, loaded.test
         for features, chosen in (("raw", ["x1", "x2"]), ("engineered", engineered)):
             keras.utils.set_random_seed(seed)
-            model = compile(build("playground", num_classes=2, input_shape=(2,),
+            model = compiled(build("playground", num_classes=2, input_shape=(2,),
                                   features=chosen, hidden=HIDDEN[name]), "sgd", 0.03)
             fit(model, {"x_train": x, "y_train": y, "x_val": x, "y_val": y},
                 epochs=8 if quick else 200, batch_size=10)

@@ -10,7 +10,7 @@ from labkit.labs._kit import (
     accuracy,
     build,
     clean_train_accuracy,
-    compile,
+    compiled,
     curves,
     digits,
     figure,
@@ -63,7 +63,7 @@ def weight_decay(quick: bool, seed: int) -> pd.DataFrame:
     for penalty, alpha in PENALTIES:
         keras.utils.set_random_seed(seed)
         hp = {penalty: alpha} if alpha else {}
-        model = compile(build("mlp", units=[128], **hp), "adam", 0.01)
+        model = compiled(build("mlp", units=[128], **hp), "adam", 0.01)
         fit(model, d, epochs=8 if quick else 150)
         kernels = np.concatenate([layer.kernel.numpy().ravel() for layer in model.layers
                                   if isinstance(layer, keras.layers.Dense)])
@@ -116,7 +116,7 @@ def dropout(quick: bool, seed: int) -> pd.DataFrame:
     frames = []
     for rate in (0.0, 0.3):
         keras.utils.set_random_seed(seed)
-        model = compile(build("mlp", units=[512, 512], dropout=rate), "adam", 1e-3)
+        model = compiled(build("mlp", units=[512, 512], dropout=rate), "adam", 1e-3)
         clean = clean_train_accuracy(d)
         frame = fit(model, d, epochs=15 if quick else 100, batch_size=16, callbacks=[clean])
         frames.append(frame.assign(dropout=rate, train_accuracy=clean.values))
@@ -169,7 +169,7 @@ def early_stopping(quick: bool, seed: int) -> pd.DataFrame:
     frames = []
     for name in ("no stopping", "early stopping"):
         keras.utils.set_random_seed(seed)
-        model = compile(build("mlp", units=[256, 256]), "adam", 3e-3)
+        model = compiled(build("mlp", units=[256, 256]), "adam", 3e-3)
         stop = EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
         frame = fit(model, d, epochs=epochs, batch_size=16,
                     callbacks=[stop] if name == "early stopping" else [])
@@ -217,7 +217,7 @@ def augmentation(quick: bool, seed: int) -> pd.DataFrame:
     frames = []
     for name in ("none", "augmented"):
         keras.utils.set_random_seed(seed)
-        model = compile(build("cnn", filters=[16, 32], dropout=0.25), "adam", 2e-3)
+        model = compiled(build("cnn", filters=[16, 32], dropout=0.25), "adam", 2e-3)
         train = tf.data.Dataset.from_tensor_slices((d["x_train"], d["y_train"])).shuffle(
             SMALL, seed=seed).batch(16)
         if name == "augmented":
@@ -263,7 +263,7 @@ def ensemble(quick: bool, seed: int) -> pd.DataFrame:
     probabilities, rows = [], []
     for k in range(MEMBERS):
         keras.utils.set_random_seed(seed + k)
-        model = compile(build("mlp", units=[64]), "adam", 3e-3)
+        model = compiled(build("mlp", units=[64]), "adam", 3e-3)
         fit(model, d, epochs=6 if quick else 60)
         p = model.predict(d["x_test"], verbose=0)
         probabilities.append(p)
