@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit import spec
+from labkit import options
 from labkit.errors import LabkitError
 
 # name → (default amount, what the amount means). Order is the order layers are applied.
@@ -35,7 +35,7 @@ def resolve(value: str | dict | None, input_shape: tuple | None = None) -> dict[
         return {}
     if isinstance(value, str):
         try:
-            value = spec.parse_settings(value)
+            value = options.parse_settings(value)
         except ValueError as err:
             raise LabkitError(f"--augment: {err}. Example: --augment flip,rotation=0.1") from None
     if not isinstance(value, dict):

@@ -1,15 +1,20 @@
-"""Keras callbacks of a labkit run: the recorder that keeps the run directory current, and Keras's
-early stopping and reduce-on-plateau made resumable (their counters survive a restart)."""
+"""Keras callbacks of a labkit run: the recorder that keeps the run directory current, Keras's
+early stopping and reduce-on-plateau made resumable (their counters survive a restart), and
+:func:`training_controls`, which makes the ones a config asks for."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 
-from labkit import checkpoint, plots, runs
+from labkit import checkpoint, files, plots, runs
+
+if TYPE_CHECKING:
+    from labkit.config import TrainConfig
 
 
 class _Resumable:
@@ -65,24 +70,27 @@ class RunRecorder(keras.callbacks.Callback):
     most the epoch being written, and resume drops history rows past last.keras's epoch, so
     history never has gaps or duplicates.
 
-    A non-finite loss marks the run diverged and stops training.
+    A loss that is not finite, or above ``divergence_factor`` times the first epoch's (the
+    lecture's exploding gradients), marks the run diverged and stops training.
     """
 
     def __init__(self, run: runs.Run, model, monitor: str, *, rows=(), state: dict | None = None,
-                 with_phase: bool = False) -> None:
-        """``state``: a checkpoint's state when resuming (best metric, early-stopping epochs)."""
+                 with_phase: bool = False, divergence_factor: float = 0.0) -> None:
+        """``state``: a checkpoint's state when resuming (best metric, early-stopping epochs).
+        ``divergence_factor``: 0 checks only for non-finite losses."""
         super().__init__()
         state = state or {}
         self.run, self.full_model, self.monitor = run, model, monitor
         self.rows: list[dict] = list(rows)
         self.best = state.get("best") or {"epoch": None, "value": None}
         self.with_phase = with_phase
+        self.divergence_factor = divergence_factor
         self.diverged: dict | None = None
         self.stopped_epoch: int | None = state.get("stopped_epoch")
         self.restored_epoch: int | None = state.get("restored_epoch")
         self.phase = PhaseProgress()
         self._controls: list = []
-        self._lr = float("nan")
+        self._learning_rate = float("nan")  # the rate the current epoch started with
 
     def start_phase(self, index: int, name: str, planned: int, done: int, controls: list) -> None:
         self.phase = PhaseProgress(index, name, planned, done)
@@ -99,16 +107,20 @@ class RunRecorder(keras.callbacks.Callback):
         self._checkpoint()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self._learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
         self.phase.done += 1
+        # Keras's own "learning_rate" log is the rate at the epoch's end; the history records
+        # the one the epoch started with, under plots.LEARNING_RATE.
         values = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
         row = {"epoch": epoch + 1, **({"phase": self.phase.name} if self.with_phase else {}),
-               "lr": self._lr, **values}
+               plots.LEARNING_RATE: self._learning_rate, **values}
         self.rows.append(row)
-        if not math.isfinite(values.get("loss", 0.0)):
-            self.diverged = {"epoch": epoch + 1, "loss": str(values["loss"]), "lr": self._lr}
+        if self._exploded(values.get("loss", 0.0)):
+            self.diverged = {"epoch": epoch + 1, "loss": _show_loss(values["loss"]),
+                             "learning_rate": self._learning_rate,
+                             "first_loss": _show_loss(self.rows[0].get("loss", math.nan))}
             self.model.stop_training = True
             self._write("running")
             return
@@ -118,6 +130,13 @@ class RunRecorder(keras.callbacks.Callback):
         if improved:
             self.best = {"epoch": epoch + 1, "value": current}
         self._checkpoint(best=improved)
+
+    def _exploded(self, loss: float) -> bool:
+        if not math.isfinite(loss):
+            return True
+        first = self.rows[0].get("loss", math.nan)
+        return bool(self.divergence_factor) and len(self.rows) > 1 and math.isfinite(first) \
+            and loss > self.divergence_factor * first
 
     def _improves(self, value: float) -> bool:
         best = self.best["value"]
@@ -144,11 +163,11 @@ class RunRecorder(keras.callbacks.Callback):
         import pandas as pd
 
         history = pd.DataFrame(self.rows)
-        runs.write_text(self.run.file(runs.HISTORY), history.to_csv(index=False))
+        files.write_text(self.run.file(runs.HISTORY), history.to_csv(index=False))
         metrics = summarize(self.rows, status, self.monitor, self.best, {
             "stopped_epoch": self.stopped_epoch, "restored_epoch": self.restored_epoch,
             "diverged": self.diverged, **(extra or {})})
-        runs.write_json(self.run.file(runs.METRICS), metrics)
+        files.write_json(self.run.file(runs.METRICS), metrics)
         return history
 
     def finish(self, status: str, extra: dict | None = None) -> None:
@@ -170,6 +189,35 @@ def summarize(rows: list[dict], status: str, monitor: str, best: dict,
             metrics["best_val_accuracy"] = max(_finite(r["val_accuracy"]) or 0.0 for r in rows)
     metrics.update({k: v for k, v in (extra or {}).items() if v is not None})
     return metrics
+
+
+def training_controls(config: TrainConfig, saved: checkpoint.Checkpoint | None = None,
+                      log_dir: Path | None = None) -> list:
+    """The callbacks a resolved config asks for, restored from ``saved``: early stopping,
+    reduce-on-plateau, TensorBoard."""
+    restored = saved.state.get("controls", {}) if saved else {}
+    controls: list = []
+    if config.early_stopping:
+        es = config.early_stopping
+        restore = restored.get("EarlyStopping")
+        if restore is not None and saved.best_weights is not None:
+            restore = {**restore, "best_weights": saved.best_weights}
+        controls.append(EarlyStopping(monitor=config.monitor, patience=es["patience"],
+                                      min_delta=es["min_delta"],
+                                      restore_best_weights=es["restore_best"], restore=restore))
+    if config.schedule["name"] == "plateau":
+        s = config.schedule
+        controls.append(ReduceLROnPlateau(monitor=config.monitor, factor=s["factor"],
+                                          patience=s["patience"], min_delta=s["min_delta"],
+                                          cooldown=s["cooldown"], min_lr=s["min_lr"],
+                                          restore=restored.get("ReduceLROnPlateau")))
+    if config.tensorboard and log_dir is not None:
+        controls.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
+    return controls
+
+
+def _show_loss(value: float) -> str | float:
+    return value if math.isfinite(value) else str(value)
 
 
 def _finite(value: Any) -> Any:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit import runs
+from labkit import files
 
 LAST, BEST = "last.keras", "best.keras"
 _STATE, _OPTIMIZER, _BEST_WEIGHTS = "labkit/state.json", "labkit/optimizer.npz", \
@@ -39,10 +39,10 @@ def save(model, path: str | Path, state: dict, optimizer=None, best_weights=None
          also: tuple[str | Path, ...] = ()) -> None:
     """Write ``model``, ``state``, ``optimizer``'s variables and ``best_weights`` to ``path``,
     and the same file to each path in ``also`` first (one model serialisation for both)."""
-    with runs.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(_STATE, json.dumps(state, default=runs.jsonable))
+            archive.writestr(_STATE, json.dumps(state, default=files.jsonable))
             if optimizer is not None:
                 archive.writestr(_OPTIMIZER, _arrays([v.numpy() if hasattr(v, "numpy")
                                                       else np.asarray(v)
@@ -50,7 +50,7 @@ def save(model, path: str | Path, state: dict, optimizer=None, best_weights=None
             if best_weights is not None:
                 archive.writestr(_BEST_WEIGHTS, _arrays(best_weights))
         for other in also:
-            with runs.atomic_path(other) as copy:
+            with files.atomic_path(other) as copy:
                 shutil.copyfile(tmp, copy)
 
 

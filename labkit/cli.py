@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 
 import click
 
 from labkit import __version__
-from labkit.config import MONITORS
+from labkit.config import MONITORS, TrainConfig
 from labkit.errors import LabkitError
+from labkit.lecture import LAB_SEED
 from labkit.optim import OPTIMIZERS
+
+# `labkit train`'s defaults for the help texts: TrainConfig defines them; nothing here repeats them.
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+            if f.default is not dataclasses.MISSING}
+RECIPE_DEFAULTS = "; some recipes prefer their own, see `labkit describe RECIPE`"
+
+
+def default(name: str, recipes_differ: bool = False) -> str:
+    """``"  [default: 10]"`` for TrainConfig field ``name``, for a help text."""
+    return f"  [default: {DEFAULTS[name]}{RECIPE_DEFAULTS if recipes_differ else ''}]"
+
+
+def optimizer_default(optimizer: str, param: str) -> str:
+    return f"  [default: {OPTIMIZERS[optimizer].params[param]}]"
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow now, without its C++ start-up messages (see labkit._startup)."""
+    from labkit._startup import import_tensorflow
+
+    import_tensorflow()
 
 
 class Group(click.Group):
@@ -69,8 +92,9 @@ def data():
     """
     from labkit.data import DATASETS
 
-    for name, (source, shape, classes, text) in DATASETS.items():
-        click.echo(f"{name:<14} {source:<10} {str(shape):<12} {classes:>3} classes  {text}")
+    for name, entry in DATASETS.items():
+        click.echo(f"{name:<14} {entry.source:<10} {str(entry.input_shape):<12} "
+                   f"{entry.num_classes:>3} classes  {entry.description}")
 
 
 @main.command()
@@ -87,14 +111,18 @@ def describe(recipe, dataset, summary, assignments):
     Example:
       labkit describe cnn --dataset mnist --set filters=[32,64,64]
     """
-    from labkit import config, registry
     from labkit import describe as desc
+    from labkit import options, registry
 
-    values = config.parse_assignments(assignments)
+    values = options.parse_assignments(assignments)
     rows = desc.hyperparameter_rows(recipe, values)
     info = registry.get_recipe(recipe)
     built = desc.summary(recipe, dataset, values, light_backend=True) if summary else None
-    click.echo(f"{info.name}: {info.summary}\nlecture: {info.topic}\n")
+    click.echo(f"{info.name}: {info.summary}\nlecture: {info.topic}")
+    if info.train_defaults:
+        preferred = ", ".join(f"{k}={v}" for k, v in info.train_defaults.items())
+        click.echo(f"training defaults: {preferred}")
+    click.echo()
     click.echo(f"{'hyperparameter':<20} {'default':<22} current")
     for key, default, current in rows:
         mark = "" if current == default else "   (set)"
@@ -112,28 +140,38 @@ def describe(recipe, dataset, summary, assignments):
               help="Print the fully resolved config as JSON and exit without training.")
 @click.option("--resume", "resume_run", metavar="RUN",
               help="Continue the interrupted run directory RUN from its last finished epoch.")
-@click.option("--dataset", help="Dataset name (see `labkit data`).  [default: digits]")
+@click.option("--dataset", help="Dataset name (see `labkit data`)." + default("dataset"))
 @click.option("--data-dir", help="TFDS data directory (else $TFDS_DATA_DIR).")
 @click.option("--data-option", "data_assignments", multiple=True, metavar="KEY=VALUE",
               help="Dataset option, repeatable: --data-option noise=0.2 (Playground sets).")
-@click.option("--epochs", type=int, help="Passes over the training data.  [default: 10]")
+@click.option("--epochs", type=int,
+              help="Passes over the training data." + default("epochs", recipes_differ=True))
 @click.option("--batch-size", metavar="N|full",
-              help="Examples per gradient step; full: the whole training set.  [default: 32]")
+              help="Examples per gradient step; full: the whole training set."
+                   + default("batch_size", recipes_differ=True))
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)),
-              help="Optimizer.  [default: adam]")
-@click.option("--learning-rate", type=float, help="Step size ε.  [default: the optimizer's]")
-@click.option("--momentum", type=float, help="α for momentum/nesterov [0.9] and rmsprop [0].")
-@click.option("--rho", type=float, help="rmsprop's squared-gradient decay.  [default: 0.9]")
-@click.option("--beta-1", type=float, help="adam's first-moment decay.  [default: 0.9]")
-@click.option("--beta-2", type=float, help="adam's second-moment decay.  [default: 0.999]")
-@click.option("--epsilon", type=float, help="rmsprop/adam's δ.  [default: 1e-7]")
+              help="Optimizer." + default("optimizer", recipes_differ=True))
+@click.option("--learning-rate", type=float,
+              help="Step size ε.  [default: the optimizer's" + RECIPE_DEFAULTS + "]")
+@click.option("--momentum", type=float,
+              help=f"α for momentum/nesterov [{OPTIMIZERS['momentum'].params['momentum']}] and "
+                   f"rmsprop [{OPTIMIZERS['rmsprop'].params['momentum']}].")
+@click.option("--rho", type=float, help="rmsprop's squared-gradient decay."
+                                        + optimizer_default("rmsprop", "rho"))
+@click.option("--beta-1", type=float, help="adam's first-moment decay."
+                                           + optimizer_default("adam", "beta_1"))
+@click.option("--beta-2", type=float, help="adam's second-moment decay."
+                                           + optimizer_default("adam", "beta_2"))
+@click.option("--epsilon", type=float,
+              help="rmsprop/adam's δ." + optimizer_default("adam", "epsilon"))
 @click.option("--clipnorm", type=float, help="Clip each gradient's norm to this.")
 @click.option("--clipvalue", type=float, help="Clip each gradient component to ±this.")
 @click.option("--schedule", metavar="NAME[(K=V,...)]",
               help="Learning-rate schedule: constant, exponential, inverse-time, step, "
                    "piecewise, cosine, plateau, e.g. 'inverse-time(tau=5)'.  [default: constant]")
 @click.option("--monitor", type=click.Choice(MONITORS),
-              help="Metric for the best epoch, early stopping, plateau.  [default: val_loss]")
+              help="Metric for the best epoch, early stopping, plateau.  [default: val_loss, or "
+                   "loss without a validation split]")
 @click.option("--early-stopping", metavar="on|K=V,...",
               help="Stop when the monitored metric stops improving, e.g. "
                    "patience=5,min_delta=0.001,restore_best=true.")
@@ -143,15 +181,19 @@ def describe(recipe, dataset, summary, assignments):
 @click.option("--class-weight", metavar="balanced|C=W,...",
               help="Loss weight per class, e.g. balanced or 0=1,1=5.")
 @click.option("--validation-split", type=float,
-              help="Fraction of training data held out.  [default: 0.2]")
-@click.option("--seed", type=int, help="Random seed.  [default: 42]")
+              help="Fraction of training data held out."
+                   + default("validation_split", recipes_differ=True))
+@click.option("--seed", type=int, help="Random seed." + default("seed"))
 @click.option("--deterministic", is_flag=True, default=None,
               help="Deterministic TensorFlow ops: reruns give an identical history (slower).")
 @click.option("--tensorboard", is_flag=True, default=None,
               help="Write TensorBoard logs to RUN/tensorboard.")
+@click.option("--divergence-factor", type=float,
+              help="Stop as diverged when the loss exceeds this many times the first epoch's; "
+                   "0: only a NaN or infinite loss stops." + default("divergence_factor"))
 @set_option
 @click.option("--name", help="Run directory name.  [default: RECIPE-DATASET-TIME]")
-@click.option("--runs-dir", help="Where run directories go.  [default: runs]")
+@click.option("--runs-dir", help="Where run directories go." + default("runs_dir"))
 def train(recipe, config_file, print_config, resume_run, data_assignments, assignments, **flags):
     """Train RECIPE and write a run directory (config, history, metrics, model, checkpoints).
 
@@ -166,7 +208,8 @@ def train(recipe, config_file, print_config, resume_run, data_assignments, assig
       labkit train --config runs/cnn-digits-20261126-120000/config.json --print-config
       labkit train --resume runs/cnn-digits-20261126-120000
     """
-    from labkit.config import parse_assignments, parse_batch_size, resolve_train_config
+    from labkit.config import parse_batch_size, resolve_train_config
+    from labkit.options import parse_assignments
 
     flags["batch_size"] = parse_batch_size(flags["batch_size"])
     if resume_run:
@@ -181,16 +224,16 @@ def train(recipe, config_file, print_config, resume_run, data_assignments, assig
         recipe=recipe, config_file=config_file, flags=flags,
         hparams=parse_assignments(assignments),
         data_options=parse_assignments(data_assignments, "--data-option"))
-    config = config.validate()
     if print_config:
         import json
 
-        click.echo(json.dumps(config.resolved().to_dict(), indent=2))
+        click.echo(json.dumps(config.to_dict(), indent=2))
         return
     _train_and_report(click.echo, config=config)
 
 
 def _train_and_report(echo, config=None, resume_run=None) -> None:
+    quiet_tensorflow()
     from labkit import training
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
@@ -227,6 +270,10 @@ def evaluate(run, data_dir):
     Example:
       labkit evaluate runs/cnn-digits-20261126-120000
     """
+    from labkit.runs import open_run
+
+    open_run(run)  # a wrong path fails before TensorFlow loads
+    quiet_tensorflow()
     from labkit.evaluation import evaluate as run_evaluation
 
     result = run_evaluation(run, data_dir)
@@ -259,6 +306,10 @@ def export(run, fmt, output):
     Example:
       labkit export runs/cnn-digits-20261126-120000 --format savedmodel
     """
+    from labkit.runs import open_run
+
+    open_run(run)  # a wrong path fails before TensorFlow loads
+    quiet_tensorflow()
     from labkit.export import export as run_export
 
     result = run_export(run, fmt, output)
@@ -331,7 +382,9 @@ def _duration(seconds: int) -> str:
 @click.argument("name")
 @click.option("--quick", is_flag=True, help="A few seconds' version (fewer epochs and steps).")
 @click.option("--out", help="Output folder.  [default: labs/NAME; with `all`, OUT/NAME]")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--seed", type=int, default=LAB_SEED, show_default=True,
+              help="Random seed. The default is the seed docs/labs.md's numbers were measured "
+                   f"with (`labkit train` starts from {DEFAULTS['seed']}: a run is not a lab).")
 def lab_run(name, quick, out, seed):
     """Run lab NAME (or `all`): print its verdict, write NAME.csv, NAME.png and verdict.txt.
 
@@ -343,6 +396,7 @@ def lab_run(name, quick, out, seed):
     """
     from pathlib import Path
 
+    quiet_tensorflow()
     from labkit import labs
 
     chosen = labs.names() if name == "all" else [labs.get(name).name]

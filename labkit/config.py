@@ -1,8 +1,12 @@
-"""One resolved, validated training config; every check here runs before TensorFlow starts."""
+"""One resolved, validated training config; every check here runs before TensorFlow starts.
+
+:meth:`TrainConfig.resolve` is the one step that validates every option and spells out every
+default; the CLI (through :func:`resolve_train_config`) and the Python front door both end in it,
+and training resolves only a config that has not been resolved yet.
+"""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import datetime as dt
 import importlib.util
@@ -11,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import augment, data, optim, registry, spec
+from labkit import augment, data, optim, options, registry
 from labkit.errors import LabkitError
 
 
@@ -44,18 +48,22 @@ class TrainConfig:
     seed: int = 42
     deterministic: bool = False  # TensorFlow op determinism: identical reruns, slower
     tensorboard: bool = False  # TensorBoard logs in RUN/tensorboard
+    # A loss above this many times the first epoch's is an explosion, like a non-finite one;
+    # 0 turns the check off (non-finite losses always stop a run).
+    divergence_factor: float = 100.0
     name: str | None = None  # run directory name; default recipe-dataset-time
     runs_dir: str = "runs"
 
-    def validate(self) -> TrainConfig:
-        """Check every field; raise :class:`LabkitError` naming the option and what is allowed."""
+    def resolve(self) -> TrainConfig:
+        """Validate every option and return a copy with every default spelled out
+        (hyperparameters, learning rate, schedule, monitor, early stopping, augmentation, class
+        weights), so the saved config reruns the same way even if a default changes later.
+
+        Raises:
+            LabkitError: naming the option and what it allows.
+        """
         recipe = registry.get_recipe(self.recipe)
-        unknown = sorted(set(self.hparams) - set(recipe.hyperparameters))
-        if unknown:
-            raise LabkitError(
-                f"Recipe {self.recipe!r} has no hyperparameter {', '.join(map(repr, unknown))}. "
-                f"Known: {', '.join(recipe.hyperparameters)}."
-            )
+        recipe.check_hyperparameters(self.hparams)
         spec = data.catalog_spec(self.dataset)
         if not recipe.accepts(spec.input_shape):
             raise LabkitError(
@@ -71,6 +79,11 @@ class TrainConfig:
         if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 <= split < 1:
             raise LabkitError(
                 f"--validation-split must be in [0, 1). Received: {split!r}")
+        factor = self.divergence_factor
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or \
+                not (factor == 0 or factor > 1):
+            raise LabkitError(f"--divergence-factor must be > 1, or 0 for off. "
+                              f"Received: {factor!r}")
         name = self.name
         if name is not None and (not name or "/" in name or name.startswith(".")):
             raise LabkitError(f"--name must be a plain folder name. Received: {name!r}")
@@ -80,20 +93,6 @@ class TrainConfig:
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise LabkitError("--tensorboard needs the tensorboard package: "
                               "pip install tensorboard")
-        self.resolved()  # the composite options check themselves while resolving
-        return self
-
-    @property
-    def optimizer_params(self) -> dict[str, Any]:
-        """The optimizer hyperparameters and clipping that were set."""
-        names = optim.OPTIMIZER_PARAMS + optim.CLIPPING
-        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
-
-    def resolved(self) -> TrainConfig:
-        """A copy with every default spelled out (hyperparameters, learning rate, schedule,
-        monitor, early stopping), so the saved config reruns the same way even if a default
-        changes later."""
-        defaults = registry.get_recipe(self.recipe).hyperparameters
         monitor = self.monitor or ("val_loss" if self.validation_split else "loss")
         if monitor not in MONITORS:
             raise LabkitError(f"--monitor must be one of {', '.join(MONITORS)}. "
@@ -101,14 +100,32 @@ class TrainConfig:
         if monitor.startswith("val_") and not self.validation_split:
             raise LabkitError(f"--monitor {monitor} needs validation data; --validation-split "
                               "is 0. Use --monitor loss or accuracy.")
-        catalog = data.catalog_spec(self.dataset)
-        return dataclasses.replace(
-            self, hparams={**defaults, **self.hparams},
+        resolved = dataclasses.replace(
+            self, hparams={**recipe.hyperparameters, **self.hparams},
             learning_rate=self.learning_rate or optim.default_learning_rate(self.optimizer),
             schedule=optim.resolve_schedule(self.schedule, self.epochs), monitor=monitor,
             early_stopping=resolve_early_stopping(self.early_stopping),
-            augment=augment.resolve(self.augment, catalog.input_shape),
-            class_weight=resolve_class_weight(self.class_weight, catalog.num_classes))
+            augment=augment.resolve(self.augment, spec.input_shape),
+            class_weight=resolve_class_weight(self.class_weight, spec.num_classes))
+        resolved._resolved = True
+        return resolved
+
+    @property
+    def is_resolved(self) -> bool:
+        """Whether this config came out of :meth:`resolve` (not a field: never saved)."""
+        return getattr(self, "_resolved", False)
+
+    @property
+    def optimizer_params(self) -> dict[str, Any]:
+        """The optimizer hyperparameters and clipping that were set."""
+        names = optim.OPTIMIZER_PARAMS + optim.CLIPPING
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
+    def load_data(self, data_dir: str | None = None) -> data.Data:
+        """The dataset this config trains on, split as training splits it (``data_dir``
+        overrides the config's, e.g. when the TFDS folder moved since training)."""
+        return data.load(self.dataset, validation_split=self.validation_split,
+                         data_dir=data_dir or self.data_dir, options=self.data_options)
 
     def run_name(self, now: dt.datetime | None = None) -> str:
         stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
@@ -143,7 +160,7 @@ def resolve_early_stopping(value: str | dict | bool | None) -> dict[str, Any] | 
         value = {}
     if isinstance(value, str):
         try:
-            value = spec.parse_settings(value)
+            value = options.parse_settings(value)
         except ValueError as err:
             raise LabkitError(f"--early-stopping: {err}. Example: --early-stopping "
                               "patience=5,min_delta=0.001") from None
@@ -216,38 +233,6 @@ def parse_batch_size(text: str | None) -> int | str | None:
                           f"Received: {text!r}") from None
 
 
-def parse_value(text: str) -> Any:
-    """A ``--set`` value: a Python literal (``0.5``, ``[64, 32]``, ``True``, ``None``), a comma list
-    of literals (``64,32``), ``true``/``false``, or else the plain string (``relu``)."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        pass
-    stripped = text.strip()
-    if stripped.startswith("[") and stripped.endswith("]"):  # [x1, x2] with bare words
-        stripped = stripped[1:-1]
-        return [parse_value(part) for part in stripped.split(",") if part.strip()]
-    if "," in stripped and "(" not in stripped:
-        return [parse_value(part) for part in stripped.split(",") if part.strip()]
-    return stripped
-
-
-def parse_assignments(items: tuple[str, ...] | list[str], option: str = "--set") -> dict[str, Any]:
-    """``["units=[64, 32]", "dropout=0.2"]`` → ``{"units": [64, 32], "dropout": 0.2}``."""
-    values = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise LabkitError(f"{option} takes key=value, e.g. {option} dropout=0.2. "
-                              f"Received: {item!r}")
-        values[key] = parse_value(raw)
-    return values
-
-
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A config from a JSON or YAML file (a run's config.json works as is)."""
     path = Path(path)
@@ -270,10 +255,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def resolve_train_config(*, recipe: str | None, config_file: str | None, flags: dict[str, Any],
-                         hparams: dict[str, Any], data_options: dict[str, Any]) -> TrainConfig:
-    """Merge, lowest first: defaults, the config file, the RECIPE argument and flags given,
-    ``--set`` hyperparameters and ``--data-option`` values."""
+def resolve_train_config(*, recipe: str | None = None, config_file: str | Path | None = None,
+                         flags: dict[str, Any] | None = None, hparams: dict[str, Any] | None = None,
+                         data_options: dict[str, Any] | None = None) -> TrainConfig:
+    """The resolved config of ``labkit train`` and ``labkit.train``: merge, lowest first, the
+    defaults, the recipe's preferred training options, the config file, the recipe and flags
+    given (None: not given), ``--set`` hyperparameters and ``--data-option`` values; then
+    :meth:`TrainConfig.resolve`."""
+    flags, hparams, data_options = flags or {}, hparams or {}, data_options or {}
     values = read_config_file(config_file) if config_file else {}
     values = {k: v for k, v in values.items() if k not in RECORD_ONLY}
     if recipe:
@@ -287,4 +276,4 @@ def resolve_train_config(*, recipe: str | None, config_file: str | None, flags: 
     values = {**preferred, **file_or_flags}
     values["hparams"] = {**values.get("hparams", {}), **hparams}
     values["data_options"] = {**values.get("data_options", {}), **data_options}
-    return TrainConfig.from_dict(values)
+    return TrainConfig.from_dict(values).resolve()

@@ -11,17 +11,13 @@ from typing import Any
 
 from labkit import data, registry
 from labkit._lazy import is_loaded
-from labkit.errors import LabkitError
 
 
 def hyperparameter_rows(name: str, values: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """``(name, default, current)`` for each hyperparameter; unknown keys are an error."""
     recipe = registry.get_recipe(name)
+    recipe.check_hyperparameters(values)
     defaults = recipe.hyperparameters
-    unknown = sorted(set(values) - set(defaults))
-    if unknown:
-        raise LabkitError(f"Recipe {name!r} has no hyperparameter {', '.join(map(repr, unknown))}. "
-                          f"Known: {', '.join(defaults)}.")
     return [(key, default, values.get(key, default)) for key, default in defaults.items()]
 
 
@@ -35,11 +31,7 @@ def summary(name: str, dataset: str, values: dict[str, Any], *,
     if light_backend and not is_loaded("keras"):
         os.environ["KERAS_BACKEND"] = "numpy"
     spec = data.catalog_spec(dataset)
-    try:
-        model = registry.build(name, input_shape=spec.input_shape, num_classes=spec.num_classes,
-                               **values)
-    except (ValueError, TypeError) as err:
-        raise LabkitError(str(err)) from None
+    model = registry.build_checked(name, spec.input_shape, spec.num_classes, values)
     lines: list[str] = []
     model.summary(print_fn=lambda text, line_break=True: lines.append(text))
     return "\n".join(lines), model.count_params()

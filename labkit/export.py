@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit import runs
+from labkit import files, runs
+from labkit.config import TrainConfig
+from labkit.data import pipeline
 from labkit.errors import LabkitError
-from labkit.evaluation import arrays, load_model, load_run_data
 
 FORMATS = ("keras", "savedmodel")
 CHECK_BATCH = 64  # examples compared between the trained model and the reloaded export
@@ -29,18 +30,19 @@ def export(run_path, fmt: str, output: str | None = None) -> dict:
     if fmt not in FORMATS:
         raise LabkitError(f"--format must be one of {', '.join(FORMATS)}. Received: {fmt!r}")
     run = runs.open_run(run_path)
-    model = load_model(run)
+    model = runs.load_model(run)
     path = Path(output) if output else default_output(run, fmt)
     if fmt == "keras" and path.suffix != ".keras":
         raise LabkitError(f"A Keras export needs a .keras file name. Received: {str(path)!r}")
-    loaded = load_run_data(run)
-    x, _ = arrays(loaded.test if loaded.test is not None else loaded.train, loaded.spec)
+    loaded = TrainConfig.from_dict(run.config).load_data()
+    x, _ = pipeline.arrays(loaded.test if loaded.test is not None else loaded.train,
+                           scale=loaded.spec.scale)
     x = x[:CHECK_BATCH]
     expected = model.predict(x, verbose=0)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "keras":
-        with runs.atomic_path(path) as tmp:
+        with files.atomic_path(path) as tmp:
             model.save(tmp)
         got = _reload_keras(path)(x)
     else:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit import spec
+from labkit import options
 from labkit.errors import LabkitError
 
 
@@ -90,10 +90,10 @@ def make(name: str, learning_rate: float | None = None, params: dict[str, Any] |
     params = {k: v for k, v in (params or {}).items() if v is not None}
     check(name, learning_rate, params)
     row = OPTIMIZERS[name]
-    lr = learning_rate or row.learning_rate
+    initial = learning_rate or row.learning_rate
     kwargs = {**row.params, **row.fixed, **params}
     return getattr(keras.optimizers, row.keras_class)(
-        learning_rate=learning_rate_schedule(lr, schedule, steps_per_epoch), **kwargs)
+        learning_rate=learning_rate_schedule(initial, schedule, steps_per_epoch), **kwargs)
 
 
 def resolve_schedule(value: str | dict | None, epochs: int | None = None) -> dict[str, Any]:
@@ -103,7 +103,7 @@ def resolve_schedule(value: str | dict | None, epochs: int | None = None) -> dic
         return {"name": "constant"}
     if isinstance(value, str):
         try:
-            name, args, kwargs = spec.parse_call(value)
+            name, args, kwargs = options.parse_call(value)
         except ValueError as err:
             raise LabkitError(f"--schedule: {err}. Example: --schedule 'exponential(rate=0.5, "
                               "every=10)'.") from None
@@ -157,46 +157,49 @@ def _check_schedule(s: dict[str, Any]) -> None:
                                  "boundaries)")
 
 
-def learning_rate_schedule(lr: float, schedule: dict[str, Any] | None, steps_per_epoch: int = 1):
-    """``lr`` itself for constant and plateau schedules, else a Keras schedule over steps."""
+def learning_rate_schedule(initial: float, schedule: dict[str, Any] | None,
+                           steps_per_epoch: int = 1):
+    """The learning rate ε₀ = ``initial`` itself for constant and plateau schedules, else a Keras
+    schedule over steps starting at it."""
     from keras.optimizers import schedules
 
     s = schedule or {"name": "constant"}
     steps = steps_per_epoch
     if s["name"] in ("constant", "plateau"):  # plateau acts through a callback
-        return lr
+        return initial
     if s["name"] == "exponential":
-        return schedules.ExponentialDecay(lr, s["every"] * steps, s["rate"])
+        return schedules.ExponentialDecay(initial, s["every"] * steps, s["rate"])
     if s["name"] == "step":
-        return schedules.ExponentialDecay(lr, s["every"] * steps, s["factor"], staircase=True)
+        return schedules.ExponentialDecay(initial, s["every"] * steps, s["factor"], staircase=True)
     if s["name"] == "inverse-time":
-        return schedules.InverseTimeDecay(lr, s["tau"] * steps, 1.0)
+        return schedules.InverseTimeDecay(initial, s["tau"] * steps, 1.0)
     if s["name"] == "cosine":
-        return schedules.CosineDecay(lr, max(1, round(s["epochs"] * steps)), alpha=s["alpha"])
+        return schedules.CosineDecay(initial, max(1, round(s["epochs"] * steps)), alpha=s["alpha"])
     if s["name"] == "piecewise":
         return schedules.PiecewiseConstantDecay([round(b * steps) for b in s["boundaries"]],
-                                                [lr * f for f in s["factors"]])
+                                                [initial * f for f in s["factors"]])
     raise AssertionError(s["name"])
 
 
-def expected_learning_rate(lr: float, schedule: dict[str, Any], epoch: float) -> float:
-    """The schedule's value after ``epoch`` epochs, from its formula (plateau: ``lr``).
+def expected_learning_rate(initial: float, schedule: dict[str, Any], epoch: float) -> float:
+    """The schedule's value after ``epoch`` epochs from ε₀ = ``initial``, by its formula
+    (plateau: ``initial``).
 
     The reference the tests hold Keras's schedules to, and what the docs quote.
     """
     s = schedule
     if s["name"] == "exponential":
-        return lr * s["rate"] ** (epoch / s["every"])
+        return initial * s["rate"] ** (epoch / s["every"])
     if s["name"] == "step":
-        return lr * s["factor"] ** math.floor(epoch / s["every"])
+        return initial * s["factor"] ** math.floor(epoch / s["every"])
     if s["name"] == "inverse-time":
-        return lr / (1 + epoch / s["tau"])
+        return initial / (1 + epoch / s["tau"])
     if s["name"] == "cosine":
         done = min(epoch, s["epochs"]) / s["epochs"]
-        return lr * ((1 - s["alpha"]) * 0.5 * (1 + math.cos(math.pi * done)) + s["alpha"])
+        return initial * ((1 - s["alpha"]) * 0.5 * (1 + math.cos(math.pi * done)) + s["alpha"])
     if s["name"] == "piecewise":
-        return lr * s["factors"][sum(epoch > b for b in s["boundaries"])]
-    return lr
+        return initial * s["factors"][sum(epoch > b for b in s["boundaries"])]
+    return initial
 
 
 def _number(value: Any) -> bool:

@@ -1,55 +1,71 @@
-"""Plots written into run directories (PNG, no screen needed)."""
+"""Plots of runs and labs, drawn on ``matplotlib.figure.Figure`` objects (no pyplot, so a
+notebook's backend is never switched and no screen is needed) and written atomically as PNG."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from labkit.runs import atomic_path
+from labkit.files import atomic_path
+
+BOUNDARY = "decision_boundary.png"
+GRID_LIMIT, GRID_SIZE = 6.0, 100  # the Playground's [-6, 6]², 100 × 100
+PLAYGROUND_COLOURS = ["#f59322", "#e8eaeb", "#0877bd"]  # orange (−1) → white → blue (+1)
+LEARNING_RATE = "lr"  # history.csv's column: the learning rate each epoch started with
 
 
-def _pyplot():
-    import matplotlib
+def figure(ncols: int = 1, nrows: int = 1, size=(4.5, 3.6)):
+    """A Figure with a ``nrows`` × ``ncols`` grid of axes, each ``size`` inches: ``(fig, axes)``."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows))
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
-def curves(history: pd.DataFrame, path: str | Path) -> None:
+def save(fig, path: str | Path) -> None:
+    """Write ``fig`` as a PNG, atomically."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+
+
+def playground_colormap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("playground", PLAYGROUND_COLOURS)
+
+
+def curves_figure(history: pd.DataFrame):
     """Loss and accuracy per epoch, training vs validation, side by side; the learning rate
     too when a schedule changed it."""
-    plt = _pyplot()
     metrics = [m for m in ("loss", "accuracy") if m in history]
-    if "lr" in history and history["lr"].nunique() > 1:
-        metrics.append("lr")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        label = "used in the epoch" if metric == "lr" else "training"
+    if LEARNING_RATE in history and history[LEARNING_RATE].nunique() > 1:
+        metrics.append(LEARNING_RATE)
+    fig, axes = figure(max(1, len(metrics)), size=(5, 3.6))
+    for ax, metric in zip(axes[0], metrics, strict=False):
+        label = "used in the epoch" if metric == LEARNING_RATE else "training"
         ax.plot(history["epoch"], history[metric], "o-", label=label, markersize=3)
         if f"val_{metric}" in history:
             ax.plot(history["epoch"], history[f"val_{metric}"], "o-", label="validation",
                     markersize=3)
-        ax.set(xlabel="epoch", ylabel=metric, title=metric,
-               yscale="log" if metric == "lr" else "linear")
+        title = "learning rate" if metric == LEARNING_RATE else metric
+        ax.set(xlabel="epoch", ylabel=title, title=title,
+               yscale="log" if metric == LEARNING_RATE else "linear")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    return fig
 
 
-BOUNDARY = "decision_boundary.png"
-GRID_LIMIT, GRID_SIZE = 6.0, 100  # the Playground's [-6, 6]², 100 × 100
+def curves(history: pd.DataFrame, path: str | Path) -> None:
+    """:func:`curves_figure` written to ``path``."""
+    save(curves_figure(history), path)
 
 
 def boundary_grid(model, limit: float = GRID_LIMIT, size: int = GRID_SIZE):
     """The model's output over a grid, as the Playground shows it: 2·P(blue) − 1 in [−1, 1]."""
-    import numpy as np
-
     axis = np.linspace(-limit, limit, size, dtype="float32")
     xx, yy = np.meshgrid(axis, axis)
     points = np.stack([xx.ravel(), yy.ravel()], axis=1)
@@ -57,29 +73,18 @@ def boundary_grid(model, limit: float = GRID_LIMIT, size: int = GRID_SIZE):
     return xx, yy, (2 * probabilities[:, 1] - 1).reshape(xx.shape)
 
 
-def decision_boundary(model, loaded, path: str | Path, ax=None, title: str | None = None) -> None:
-    """Output over [−6, 6]², orange (−1) → white → blue (+1), with training (filled) and test
-    (outlined) points; written to ``path`` unless an axis ``ax`` is given to draw into."""
-    from matplotlib.colors import LinearSegmentedColormap
-
-    plt = _pyplot()
-    cmap = LinearSegmentedColormap.from_list("playground", ["#f59322", "#e8eaeb", "#0877bd"])
+def decision_boundary(model, loaded, path: str | Path) -> None:
+    """Output over [−6, 6]², orange (−1) → white → blue (+1), with training (white edges) and
+    test (black edges) points, written to ``path``."""
+    cmap = playground_colormap()
     xx, yy, output = boundary_grid(model)
-    own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    import numpy as np
-
+    fig, axes = figure(size=(4.6, 4.2))
+    ax = axes[0, 0]
     mesh = ax.contourf(xx, yy, output, levels=np.linspace(-1, 1, 21), cmap=cmap, extend="both")
-    for (x, y), style in ((loaded.train, {"edgecolors": "white"}),
-                          (loaded.test, {"edgecolors": "black"})):
+    for (x, y), edge in ((loaded.train, "white"), (loaded.test, "black")):
         ax.scatter(x[:, 0], x[:, 1], c=y, cmap=cmap, vmin=0, vmax=1, s=14, linewidths=0.6,
-                   **style)
+                   edgecolors=edge)
     ax.set(xlim=(-GRID_LIMIT, GRID_LIMIT), ylim=(-GRID_LIMIT, GRID_LIMIT), aspect="equal",
-           title=title or f"{loaded.spec.name} (edges: white train, black test)")
-    if own:
-        fig.colorbar(mesh, ax=ax, ticks=[-1, 0, 1])
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
+           title=f"{loaded.spec.name} (edges: white train, black test)")
+    fig.colorbar(mesh, ax=ax, ticks=[-1, 0, 1])
+    save(fig, path)

@@ -7,7 +7,6 @@ hyperparameters from the signature) never imports Keras or TensorFlow.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib
 import inspect
@@ -17,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from labkit import lecture
 from labkit.errors import LabkitError
+from labkit.options import did_you_mean
 
 _REGISTRY: dict[str, Recipe] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -38,11 +39,17 @@ class Recipe:
 
     name: str
     summary: str
-    topic: str
+    topics: tuple[int, ...]  # lecture topics, numbered as in the outline (labkit.lecture)
     build: Callable[..., Any]
+    detail: str = ""  # what of those topics it shows, e.g. "residual nets"
     inputs: str = "any"  # "any", "image" (h, w, c), "sequence" (t, c) or "points" (2-D sets)
     phases: Callable[[dict, int], list] | None = None  # see labkit.phases; None: one phase
     train_defaults: dict | None = None  # training options this recipe prefers (e.g. batch size)
+
+    @property
+    def topic(self) -> str:
+        """The lecture topics as shown to users: ``"19 Convolutional layer / 20 Pooling"``."""
+        return lecture.describe(self.topics, self.detail)
 
     def accepts(self, input_shape: tuple) -> bool:
         """Whether this recipe builds for inputs of ``input_shape`` (by rank)."""
@@ -58,18 +65,30 @@ class Recipe:
             if p.name not in STRUCTURAL and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         }
 
+    def check_hyperparameters(self, values: dict[str, Any]) -> None:
+        """Raise a :class:`LabkitError` naming the keys of ``values`` this recipe does not take."""
+        known = self.hyperparameters
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
+            names = ", ".join(map(repr, unknown))
+            raise LabkitError(f"Recipe {self.name!r} has no hyperparameter {names}.{hint} "
+                              f"Known: {', '.join(known)}.")
+
 
 INPUT_RANKS = {"image": 3, "sequence": 2, "points": 1}
 
 
-def recipe(name: str, *, summary: str, topic: str, inputs: str = "any",
-           phases: Callable | None = None, train_defaults: dict | None = None) -> Callable:
+def recipe(name: str, *, summary: str, topic: int | tuple[int, ...], detail: str = "",
+           inputs: str = "any", phases: Callable | None = None,
+           train_defaults: dict | None = None) -> Callable:
     """Register a build function under ``name``.
 
     Args:
         name: snake_case recipe name, unique.
         summary: one line for ``labkit recipes``.
-        topic: the lecture topic the recipe mirrors.
+        topic: the lecture topic number(s) the recipe mirrors, as in the course outline.
+        detail: what of those topics it shows, e.g. ``"residual nets"``.
         inputs: the inputs it builds for: ``"any"``, ``"image"`` or ``"sequence"``.
         phases: ``phases(hparams, epochs) -> [Phase, ...]`` for recipes that train in several
             phases (see :mod:`labkit.phases`).
@@ -78,12 +97,13 @@ def recipe(name: str, *, summary: str, topic: str, inputs: str = "any",
     """
     if not _NAME.match(name):
         raise ValueError(f"Recipe names are snake_case. Received: name={name!r}")
+    topics = lecture.topics(topic)
 
     def register(build: Callable) -> Callable:
         if name in _REGISTRY and _REGISTRY[name].build is not build:
             raise ValueError(f"A recipe named {name!r} is already registered.")
-        _REGISTRY[name] = Recipe(name, summary, topic, build, inputs, phases,
-                                 dict(train_defaults or {}))
+        _REGISTRY[name] = Recipe(name, summary, topics, build, detail, inputs,
+                                 phases, dict(train_defaults or {}))
         return build
 
     return register
@@ -107,11 +127,8 @@ def get_recipe(name: str) -> Recipe:
     """The registered recipe called ``name``; an unknown name suggests close matches."""
     _load_all()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise UnknownRecipeError(
-            f"Unknown recipe {name!r}.{hint} See `labkit recipes` for the list."
-        )
+        raise UnknownRecipeError(f"Unknown recipe {name!r}.{did_you_mean(name, _REGISTRY)} "
+                                 "See `labkit recipes` for the list.")
     return _REGISTRY[name]
 
 
@@ -119,3 +136,12 @@ def build(name: str, **kwargs: Any):
     """Build the recipe ``name`` (an uncompiled ``keras.Model``) with ``input_shape``,
     ``num_classes`` and hyperparameters as keyword arguments."""
     return get_recipe(name).build(**kwargs)
+
+
+def build_checked(name: str, input_shape: tuple, num_classes: int, hparams: dict[str, Any]):
+    """:func:`build` for a command: a hyperparameter the recipe rejects (its ``ValueError`` or
+    ``TypeError``) becomes a :class:`LabkitError`, one ``Error:`` line."""
+    try:
+        return build(name, input_shape=input_shape, num_classes=num_classes, **hparams)
+    except (ValueError, TypeError) as err:
+        raise LabkitError(str(err)) from None

@@ -1,67 +1,43 @@
 """Run directories: ``runs/<name>/`` with config, history, metrics, model and plots.
 
-Every file is written atomically (temporary file in the same folder, then ``os.replace``), so a run
-killed at any instant leaves each file either whole or absent.
+Create one (:func:`create_run`), open one (:func:`open_run`), read it back (:class:`Run`: config,
+metrics, history, model), load its models (:func:`load_model`), list them (:func:`list_runs`),
+and keep two processes from training the same one (:func:`lock`). Every file is written through
+:mod:`labkit.files`, so it is whole or absent whenever the process stops.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from labkit.errors import LabkitError
 
 CONFIG, HISTORY, METRICS, MODEL, CURVES = (
     "config.json", "history.csv", "metrics.json", "model.keras", "curves.png")
 TENSORBOARD = "tensorboard"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix); on success rename it over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=jsonable) + "\n")
-
-
-def jsonable(value: Any) -> Any:
-    """JSON for numpy scalars and tuples; ``json.dumps(..., default=jsonable)``."""
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if isinstance(value, (tuple, set)):
-        return list(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+LOCK = ".lock"  # holds the pid of the process training the run
 
 
 @dataclass(frozen=True)
 class Run:
-    """A run directory on disk."""
+    """A run directory on disk: ``run.config``, ``run.metrics``, ``run.history`` (a DataFrame),
+    ``run.model`` (the trained Keras model) and ``run.plot()`` (the learning curves)."""
 
     path: Path
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    @property
+    def name(self) -> str:
+        return self.path.name
 
     @property
     def config(self) -> dict:
@@ -70,6 +46,25 @@ class Run:
     @property
     def metrics(self) -> dict:
         return self._json(METRICS) if self.file(METRICS).exists() else {}
+
+    @property
+    def history(self):
+        """history.csv as a pandas DataFrame, a row per finished epoch (empty before the first)."""
+        import pandas as pd
+
+        path = self.file(HISTORY)
+        return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+    @functools.cached_property
+    def model(self):
+        """The trained model (``model.keras``), loaded once."""
+        return load_model(self)
+
+    def plot(self):
+        """The learning curves as a matplotlib Figure (a notebook shows it inline)."""
+        from labkit import plots
+
+        return plots.curves_figure(self.history)
 
     def _json(self, name: str) -> dict:
         try:
@@ -102,6 +97,67 @@ def create_run(runs_dir: str | os.PathLike, name: str) -> Run:
         except FileExistsError:
             k += 1
             candidate = runs_dir / f"{name}-{k}"
+
+
+def load_model(run: Run, name: str = MODEL, compile: bool = True):
+    """The run's trained ``model.keras`` (or checkpoint ``name``); missing or unreadable is a
+    LabkitError."""
+    import keras
+
+    import recipes._layers  # noqa: F401  registers labkit's custom layers for loading
+
+    path = run.file(name)
+    if not path.is_file():
+        status = run.metrics.get("status", "unfinished")
+        raise LabkitError(f"{run.path} has no {name} (run status: {status}).")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as err:  # Keras raises ValueError, OSError, zipfile errors…
+        raise LabkitError(f"{path} is not a readable Keras model file: "
+                          f"{str(err).splitlines()[0][:200]}") from None
+
+
+@contextlib.contextmanager
+def lock(run: Run) -> Iterator[None]:
+    """Hold ``run``'s lock file while training it; a second process is refused with a
+    LabkitError. A lock left by a process that no longer exists (kill -9, power cut) is stale
+    and taken over."""
+    path = run.file(LOCK)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is not None and holder != os.getpid() and _alive(holder):
+                raise LabkitError(f"{run.path} is being trained by process {holder}; wait for it "
+                                  f"to finish or stop it (kill {holder}) first.") from None
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # stale: its process is gone
+    else:
+        raise LabkitError(f"Could not take the lock {path}; another process keeps creating it.")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _lock_holder(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as err:
+        return err.errno == errno.EPERM  # exists, owned by someone else
+    return True
 
 
 def list_runs(runs_dir: str | os.PathLike) -> list[dict]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from labkit._lazy import lazy_import
-from labkit.spec import parse_call
+from labkit.options import parse_call
 
 keras = lazy_import("keras")
 
@@ -32,10 +32,9 @@ def per_layer(name: str, value: Any, n: int) -> list:
     return [value] * n
 
 
-def as_list(name: str, value: Any) -> list:
+def as_list(value: Any) -> list:
     """A per-layer setting given as one value or a list (``units=64`` or ``units=[64, 32]``)."""
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    return values
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def check_positive_ints(name: str, values: Sequence, *, allow_empty: bool = False) -> None:

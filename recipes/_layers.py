@@ -1,7 +1,7 @@
 """The few custom layers recipes need, registered so that saved models reload.
 
 This module imports Keras when it is imported; recipes load it lazily, and
-``labkit.evaluation.load_model`` imports it before reading a ``.keras`` file.
+``labkit.runs.load_model`` imports it before reading a ``.keras`` file.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ PADDING = ("valid", "same")
 
 
 @recipe("cnn", summary="2-D CNN: [conv → pool] blocks → dense layers → softmax",
-        topic="19 Convolutional layer / 20 Pooling / 21 Padding and stride", inputs="image")
+        topic=(19, 20, 21), inputs="image")
 def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=3, padding="same",
           strides=1, pooling="max", pool_size=2, dense_units=(), dropout=0.5, activation="relu",
           batch_norm=False, l1=0.0, l2=0.0, kernel_initializer="glorot_uniform",
@@ -76,7 +76,7 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=3, padding=
     Example:
         >>> model = build((28, 28, 1), 10, filters=[32, 64, 64], pooling=["max", "max", "none"])
     """
-    filters = as_list("filters", filters)
+    filters = as_list(filters)
     check_positive_ints("filters", filters)
     n = len(filters)
     kernels = _kernel_sizes(kernel_size, n)
@@ -90,7 +90,7 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=3, padding=
         check_choice("pooling", p, POOLING)
     pool_size = per_layer("pool_size", pool_size, n)
     check_positive_ints("pool_size", pool_size)
-    dense_units = as_list("dense_units", dense_units)
+    dense_units = as_list(dense_units)
     check_positive_ints("dense_units", dense_units, allow_empty=True)
     check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)
     dropout = per_layer("dropout", dropout, len(dense_units) + 1)
@@ -139,11 +139,9 @@ def _kernel_sizes(kernel_size, n: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def check_fits(size, kernels, padding, strides, pooling, pool_size) -> list[str]:
-    """Follow the spatial size through the conv blocks; raise if it shrinks below 1×1.
-
-    Returns the steps (``"block1_conv 28x28 → 26x26"``) so a caller can show the data flow.
-    """
+def check_fits(size, kernels, padding, strides, pooling, pool_size) -> None:
+    """Follow the spatial size through the conv blocks; raise if it shrinks below 1×1, showing
+    the data flow up to there (``"block1_conv 28x28 → 26x26, ..."``)."""
     steps, (h, w) = [], size
     for i, ((kh, kw), pad, stride) in enumerate(zip(kernels, padding, strides, strict=True),
                                                 start=1):
@@ -163,7 +161,6 @@ def check_fits(size, kernels, padding, strides, pooling, pool_size) -> list[str]
                     "or a smaller kernel_size / pool_size."
                 )
             h, w = new
-    return steps
 
 
 def _conv_out(d: int, k: int, stride: int, padding: str) -> int:

@@ -20,7 +20,7 @@ keras = lazy_import("keras")
 
 
 @recipe("cnn1d", summary="1-D CNN for sequences: [conv1d → pool] blocks → global pool → softmax",
-        topic="13 CNNs (1-D grids: time series)", inputs="sequence")
+        topic=13, detail="1-D grids: time series", inputs="sequence")
 def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=5, padding="same",
           pooling="max", pool_size=2, dense_units=(), dropout=0.0, activation="relu",
           batch_norm=False, l1=0.0, l2=0.0, kernel_initializer="glorot_uniform",
@@ -55,7 +55,7 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=5, padding=
     Example:
         >>> model = build((60, 1), 6, filters=[16, 32, 64])
     """
-    filters = as_list("filters", filters)
+    filters = as_list(filters)
     check_positive_ints("filters", filters)
     n = len(filters)
     kernels = per_layer("kernel_size", kernel_size, n)
@@ -67,7 +67,7 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=5, padding=
     for p, q in zip(padding, pooling, strict=True):
         check_choice("padding", p, ("valid", "same"))
         check_choice("pooling", q, ("max", "average", "none"))
-    dense_units = as_list("dense_units", dense_units)
+    dense_units = as_list(dense_units)
     check_positive_ints("dense_units", dense_units, allow_empty=True)
     check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)
     dropout = per_layer("dropout", dropout, len(dense_units) + 1)

@@ -19,7 +19,8 @@ def _member_phases(hparams: dict, epochs: int) -> list[Phase]:
 
 
 @recipe("ensemble", summary="K members of a recipe from different start values; mean probability",
-        topic="11 More regularisation (ensembles of several start values)", phases=_member_phases)
+        topic=11,
+        detail="ensembles of several start values", phases=_member_phases)
 def build(input_shape, num_classes, *, member="cnn", k=3, member_hparams=None):
     """An ensemble: ``k`` copies of recipe ``member``, each built from its own random start
     values and trained separately; the prediction is the mean of their probabilities.

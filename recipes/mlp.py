@@ -18,7 +18,7 @@ keras = lazy_import("keras")
 
 
 @recipe("mlp", summary="Dense net: flatten → dense layers → softmax",
-        topic="1 Gradient descent / 5 SGD algorithm (the course's MNIST dense net)")
+        topic=(1, 5), detail="the course's MNIST dense net")
 def build(input_shape, num_classes, *, units=(512,), activation="relu", dropout=0.0,
           batch_norm=False, l1=0.0, l2=0.0, kernel_initializer="glorot_uniform",
           bias_initializer="zeros"):
@@ -51,7 +51,7 @@ def build(input_shape, num_classes, *, units=(512,), activation="relu", dropout=
     Example:
         >>> model = build((28, 28, 1), 10, units=[256, 128], dropout=0.2)
     """
-    units = as_list("units", units)
+    units = as_list(units)
     check_positive_ints("units", units, allow_empty=True)
     check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)
     dropout = per_layer("dropout", dropout, len(units) + 1)

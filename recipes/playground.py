@@ -22,7 +22,7 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")  # the Playground's choices
 
 
 @recipe("playground", summary="TensorFlow Playground net: engineered 2-D features → small tanh net",
-        topic="0 Intro (playground.tensorflow.org)", inputs="points",
+        topic=0, detail="playground.tensorflow.org", inputs="points",
         train_defaults={"optimizer": "sgd", "learning_rate": 0.03, "batch_size": 10,
                         "epochs": 100, "validation_split": 0.0})
 def build(input_shape, num_classes, *, features=("x1", "x2"), hidden=(4, 2), activation="tanh",
@@ -58,12 +58,12 @@ def build(input_shape, num_classes, *, features=("x1", "x2"), hidden=(4, 2), act
     Example:
         >>> model = build((2,), 2, features=["x1", "x2", "x1^2", "x2^2"], hidden=[8, 8])
     """
-    features = as_list("features", features)
+    features = as_list(features)
     for feature in features:
         check_choice("features", feature, PLAYGROUND_FEATURES)
     if not features or len(set(features)) != len(features):
         raise ValueError(f"`features` must name distinct features. Received: features={features}")
-    hidden = as_list("hidden", hidden)
+    hidden = as_list(hidden)
     check_positive_ints("hidden", hidden, allow_empty=True)
     if len(hidden) > 6 or any(h > 8 for h in hidden):
         raise ValueError(f"The Playground allows up to 6 hidden layers of up to 8 neurons. "

@@ -17,7 +17,8 @@ keras = lazy_import("keras")
 
 
 @recipe("resnet", summary="Small residual net: stem conv → residual stages → global pool → softmax",
-        topic="12 Special models (residual nets, skip connections)", inputs="image")
+        topic=12,
+        detail="residual nets, skip connections", inputs="image")
 def build(input_shape, num_classes, *, blocks=(2, 2), width=16, skip=True, activation="relu",
           batch_norm=True, dropout=0.0, l1=0.0, l2=0.0, kernel_initializer="he_normal",
           bias_initializer="zeros"):
@@ -52,7 +53,7 @@ def build(input_shape, num_classes, *, blocks=(2, 2), width=16, skip=True, activ
     Example:
         >>> model = build((32, 32, 3), 10, blocks=[3, 3, 3], width=16)   # ResNet-20
     """
-    blocks = as_list("blocks", blocks)
+    blocks = as_list(blocks)
     check_positive_ints("blocks", blocks)
     check_positive_ints("width", [width])
     check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)

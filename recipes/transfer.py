@@ -13,7 +13,8 @@ keras = lazy_import("keras")
 
 @recipe("transfer",
         summary="A trained labkit run as start values; new head, freeze all/none/up to a layer",
-        topic="12 Special models (transfer learning: pretrained weights as start values)")
+        topic=12,
+        detail="transfer learning: pretrained weights as start values")
 def build(input_shape, num_classes, *, base=None, freeze="all", dense_units=()):
     """Reuse a trained model on another dataset: keep its layers, replace its ``predictions``.
 
@@ -48,7 +49,7 @@ def build(input_shape, num_classes, *, base=None, freeze="all", dense_units=()):
     if not os.path.isfile(path):
         raise ValueError(f"`base` has no trained model ({path} is missing). "
                          f"Received: base={base!r}")
-    dense_units = as_list("dense_units", dense_units)
+    dense_units = as_list(dense_units)
     check_positive_ints("dense_units", dense_units, allow_empty=True)
     import recipes._layers  # noqa: F401  registers the custom layers a saved model may use
 

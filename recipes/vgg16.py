@@ -26,7 +26,7 @@ MIN_SIZE = 32  # keras.applications.VGG16's smallest input without its top
 
 
 @recipe("vgg16", summary="VGG16 from scratch: 5 conv blocks, max pooling, 2 dense layers",
-        topic="22 CNN architecture (VGG16 data flow)", inputs="image")
+        topic=22, detail="VGG16 data flow", inputs="image")
 def build(input_shape, num_classes, *, width=1.0, dense_units=(4096, 4096), dropout=0.5,
           activation="relu", batch_norm=False, l1=0.0, l2=0.0,
           kernel_initializer="glorot_uniform", bias_initializer="zeros"):
@@ -63,7 +63,7 @@ def build(input_shape, num_classes, *, width=1.0, dense_units=(4096, 4096), drop
     """
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 4:
         raise ValueError(f"`width` must be in (0, 4]. Received: width={width!r}")
-    dense_units = [max(1, round(u * width)) for u in as_list("dense_units", dense_units)]
+    dense_units = [max(1, round(u * width)) for u in as_list(dense_units)]
     check_positive_ints("dense_units", dense_units, allow_empty=True)
     check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)
     dropout = per_layer("dropout", dropout, len(dense_units) + 1)
@@ -122,7 +122,7 @@ def _split_base_head(model):
 
 @recipe("vgg16_transfer",
         summary="Pretrained VGG16 conv base + new head: feature extraction, then fine-tuning",
-        topic="12 Special models (transfer learning) / 22 CNN architecture", inputs="image",
+        topic=(12, 22), detail="transfer learning", inputs="image",
         phases=_transfer_phases, train_defaults={"optimizer": "rmsprop", "learning_rate": 2e-5})
 def build_transfer(input_shape, num_classes, *, weights="imagenet", dense_units=256, dropout=0.5,
                    fine_tune_from="block5_conv1", fine_tune_epochs=0,

@@ -9,6 +9,7 @@ import pytest
 import labkit
 from labkit import data, runs
 from labkit.config import TrainConfig, resolve_train_config
+from labkit.data import pipeline
 from labkit.errors import LabkitError
 from labkit.training import train
 
@@ -179,7 +180,7 @@ def test_feature_extraction_agrees_with_end_to_end_frozen_training(notop_weights
     from recipes.vgg16 import _split_base_head
 
     loaded = data.load("digits")
-    x = data.model_input(loaded.train[0][:64], loaded.spec)
+    x = pipeline.model_input(loaded.train[0][:64], loaded.spec.scale)
     y = loaded.train[1][:64]
     trained = []
     for fast in (True, False):
@@ -197,6 +198,7 @@ def test_feature_extraction_agrees_with_end_to_end_frozen_training(notop_weights
     np.testing.assert_allclose(trained[0], trained[1], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # VGG16 fine-tuned end to end: about 100 s on 2 cores
 def test_vgg16_transfer_run_has_both_phases(tmp_path, notop_weights):
     run = quiet_train(tmp_path, "vgg16_transfer", epochs=1,
                       hparams={"weights": str(notop_weights[0]), "fine_tune_epochs": 1,
@@ -213,4 +215,4 @@ def test_playground_writes_a_decision_boundary_plot(tmp_path):
     assert run.file("decision_boundary.png").stat().st_size > 10_000
     assert run.config["batch_size"] == 10 and run.config["optimizer"] == "sgd"
     with pytest.raises(LabkitError, match="takes points inputs"):
-        TrainConfig(recipe="playground", dataset="digits").validate()
+        TrainConfig(recipe="playground", dataset="digits").resolve()

@@ -45,9 +45,9 @@ def test_unknown_recipe_suggests_close_match():
 
 
 def test_duplicate_name_is_an_error():
-    registry.recipe("dup_test", summary="s", topic="t")(lambda input_shape, num_classes: None)
+    registry.recipe("dup_test", summary="s", topic=1)(lambda input_shape, num_classes: None)
     with pytest.raises(ValueError, match="already registered"):
-        registry.recipe("dup_test", summary="s", topic="t")(lambda input_shape, num_classes: 1)
+        registry.recipe("dup_test", summary="s", topic=1)(lambda input_shape, num_classes: 1)
     del registry._REGISTRY["dup_test"]
 
 
@@ -114,3 +114,23 @@ def test_mlp_hidden_layers_dropout_and_activation():
     assert model.get_layer("fc2_dropout").rate == 0.1
     assert model.get_layer("predictions_dropout").rate == 0.2
     assert model.get_layer("fc1_tanh").get_config()["activation"] == "tanh"
+
+
+def test_topics_are_the_outlines_numbers():
+    from labkit import lecture
+
+    for name in labkit.list_recipes():
+        recipe = labkit.get_recipe(name)
+        assert set(recipe.topics) <= set(lecture.TOPICS), name
+    assert labkit.get_recipe("cnn").topic == \
+        "19 Convolutional layer / 20 Pooling / 21 Padding and stride"
+    with pytest.raises(ValueError, match="numbered 0..22 as in the outline"):
+        registry.recipe("bad_topic", summary="s", topic=23)
+
+
+def test_unknown_hyperparameter_names_the_known_ones_and_a_close_match():
+    with pytest.raises(LabkitError) as info:
+        labkit.get_recipe("mlp").check_hyperparameters({"unit": [8]})
+    assert str(info.value) == (
+        "Recipe 'mlp' has no hyperparameter 'unit'. Did you mean: units? Known: units, "
+        "activation, dropout, batch_norm, l1, l2, kernel_initializer, bias_initializer.")

@@ -3,52 +3,53 @@
 ``run("momentum", quick=True)`` trains real Keras models (or runs Keras's optimizers on a
 function), writes ``<name>.csv`` (the numbers), ``<name>.png`` (the plot) and ``verdict.txt`` to
 ``labs/<name>/``, and returns the table and a one-line verdict computed from the CSV as written.
+
+Every module of this package registers its labs with ``@lab(...)`` (see ``_kit.py``) when it is
+imported; importing the package imports them all.
 """
 
 from __future__ import annotations
 
-import difflib
+import importlib
+import pkgutil
 from pathlib import Path
 
 import pandas as pd
 
+from labkit import files, lecture
 from labkit.errors import LabkitError
-from labkit.labs import convolution, deep, optimization, playground, regularization  # noqa: F401
 from labkit.labs._kit import LABS, Lab
+from labkit.options import did_you_mean
 
-__all__ = ["LABS", "ORDER", "Lab", "get", "names", "output_dir", "run", "verdict_of"]
+__all__ = ["DEFAULT_SEED", "LABS", "Lab", "get", "names", "output_dir", "run", "verdict_of"]
 
+DEFAULT_SEED = lecture.LAB_SEED
 
-# The issue's order, which follows the lecture: optimisation, deep nets, regularisation, CNNs.
-ORDER = ("gd-vs-sgd", "learning-rate", "lr-schedule", "momentum", "vanishing-gradients",
-         "initialization", "adaptive-optimizers", "weight-decay", "dropout", "early-stopping",
-         "augmentation", "ensemble", "convolution", "padding-stride", "parameter-sharing",
-         "transfer", "residual", "playground")
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def names() -> list[str]:
-    """Lab names in lecture order."""
-    return [name for name in ORDER if name in LABS] + sorted(set(LABS) - set(ORDER))
+    """Lab names in the order they declare (the lecture's)."""
+    return sorted(LABS, key=lambda name: LABS[name].order)
 
 
 def get(name: str) -> Lab:
     if name not in LABS:
-        close = difflib.get_close_matches(name, LABS, n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise LabkitError(f"Unknown lab {name!r}.{hint} See `labkit lab list`.")
+        raise LabkitError(f"Unknown lab {name!r}.{did_you_mean(name, LABS)} "
+                          "See `labkit lab list`.")
     return LABS[name]
 
 
 def run(name: str, quick: bool = False, out: str | Path | None = None,
-        seed: int = 0) -> tuple[pd.DataFrame, str]:
+        seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, str]:
     """Run lab ``name``; write its CSV, PNG and verdict to ``out`` (default ``labs/<name>``).
 
     Returns:
         ``(frame, verdict)``: the numbers as written to the CSV, and the verdict computed from
         them.
     """
-    from labkit import runs
-
     lab = get(name)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise LabkitError(f"--seed must be an integer >= 0. Received: {seed!r}")
@@ -61,11 +62,11 @@ def run(name: str, quick: bool = False, out: str | Path | None = None,
     measured = lab.measure(quick, seed)
     out.mkdir(parents=True, exist_ok=True)
     csv = out / f"{name}.csv"
-    runs.write_text(csv, measured.to_csv(index=False))
+    files.write_text(csv, measured.to_csv(index=False))
     frame = pd.read_csv(csv)  # verdict and plot see exactly what the CSV holds
     verdict = verdict_of(name, frame)
     lab.plot(frame, out / f"{name}.png")
-    runs.write_text(out / "verdict.txt", verdict + "\n")
+    files.write_text(out / "verdict.txt", verdict + "\n")
     return frame, verdict
 
 

@@ -2,7 +2,9 @@
 
 A lab is three functions over one table: ``measure(quick, seed) -> DataFrame`` runs the
 experiment; ``verdict(frame) -> str`` and ``plot(frame, path)`` read only that table, so the
-verdict and the figure show exactly the numbers in the CSV.
+verdict and the figure show exactly the numbers in the CSV. A module of ``labkit.labs`` declares
+its labs with ``@lab(...)``; that is all a new lab needs to be listed, run, given a Makefile
+target (``make lab-NAME``) and checked against docs/labs.md by the tests.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from labkit import lecture
 from labkit._lazy import lazy_import
+from labkit.plots import figure, save  # noqa: F401  re-exported for the lab modules
 
 keras = lazy_import("keras")
 
@@ -26,21 +30,43 @@ class Lab:
     """One lecture claim as an experiment."""
 
     name: str
-    topic: str  # lecture topic, as in the outline
+    order: int  # position in `labkit lab list` and `lab run all`: the lecture's order
+    topics: tuple[int, ...]  # lecture topics, numbered as in the outline (labkit.lecture)
+    detail: str  # what of those topics it shows
     claim: str
     seconds: int  # approximate full run time on 2 CPU cores
     measure: Measure
     verdict: Callable[[pd.DataFrame], str]
     plot: Callable[[pd.DataFrame, Path], None]
 
+    @property
+    def topic(self) -> str:
+        """The lecture topics as shown to users: ``"6 Momentum"``."""
+        return lecture.describe(self.topics, self.detail)
+
 
 LABS: dict[str, Lab] = {}
 
 
-def lab(name: str, *, topic: str, claim: str, seconds: int, verdict, plot):
-    """Register the decorated ``measure(quick, seed)`` function as lab ``name``."""
+def lab(name: str, *, order: int, topic: int | tuple[int, ...], claim: str, seconds: int,
+        verdict, plot, detail: str = ""):
+    """Register the decorated ``measure(quick, seed)`` function as lab ``name``.
+
+    Args:
+        order: where the lab stands in the list (unique); labs follow the lecture.
+        topic: lecture topic number(s), as in the course outline; ``detail`` narrows it.
+        claim: the lecture's claim the lab tests, one sentence.
+        seconds: approximate time of the full version on 2 CPU cores.
+        verdict: ``verdict(frame) -> str`` ending in :func:`holds`'s wording.
+        plot: ``plot(frame, path)`` writing the PNG.
+    """
+    topics = lecture.topics(topic)
+    taken = {other.order: other.name for other in LABS.values() if other.name != name}
+
     def register(measure: Measure) -> Measure:
-        LABS[name] = Lab(name, topic, claim, seconds, measure, verdict, plot)
+        if order in taken:
+            raise ValueError(f"Lab {name!r} has order {order}, as {taken[order]!r} already does.")
+        LABS[name] = Lab(name, order, topics, detail, claim, seconds, measure, verdict, plot)
         return measure
     return register
 
@@ -53,12 +79,13 @@ def digits(n_train: int | None = None, seed: int = 0, classes=None) -> dict[str,
     """labkit's digits splits scaled to [0, 1]; ``n_train`` examples per run (stratified),
     ``classes`` keeps only those labels (relabelled 0..k-1)."""
     from labkit import data
+    from labkit.data import pipeline
 
     loaded = data.load("digits")
     splits = {"train": loaded.train, "val": loaded.val, "test": loaded.test}
     out = {}
     for split, (x, y) in splits.items():
-        x = data.model_input(x, loaded.spec)
+        x = pipeline.model_input(x, loaded.spec.scale)
         if classes is not None:
             keep = np.isin(y, classes)
             x, y = x[keep], np.searchsorted(np.asarray(classes), y[keep])
@@ -80,24 +107,29 @@ def build(recipe: str, num_classes: int = 10, input_shape=(8, 8, 1), **hparams):
 
 
 def compiled(model, optimizer: str = "adam", learning_rate: float | None = None, **params):
-    """``model`` compiled for classification with a labkit optimizer (see ``labkit.optim``)."""
-    from labkit import optim
+    """``model`` compiled for classification with a labkit optimizer (see ``labkit.optim``), as
+    ``labkit train`` compiles."""
+    from labkit import optim, tasks
 
-    model.compile(optimizer=optim.make(optimizer, learning_rate, params),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return tasks.compile_for(model, optim.make(optimizer, learning_rate, params))
 
 
-def fit(model, d: dict, *, epochs: int, batch_size: int = 32, callbacks=(), **kwargs
-        ) -> pd.DataFrame:
-    """Fit a compiled model on ``d``'s training split, reshuffled every epoch (as labkit train
-    does), validating on its validation split; the history as a table with an ``epoch`` column."""
-    import tensorflow as tf
+def fit(model, d: dict, *, epochs: int, batch_size: int = 32, callbacks=(), augment=None,
+        seed: int | None = None, **kwargs) -> pd.DataFrame:
+    """Fit a compiled model on ``d``'s training split through labkit's training pipeline
+    (reshuffled every epoch, ``augment``-ed when given), validating on its validation split; the
+    history as a table with an ``epoch`` column."""
+    from labkit.data import pipeline
 
-    train = tf.data.Dataset.from_tensor_slices((d["x_train"], d["y_train"])).shuffle(
-        len(d["y_train"]), reshuffle_each_iteration=True).batch(batch_size)
+    train = pipeline.training_batches((d["x_train"], d["y_train"]), batch_size, seed=seed,
+                                      augment=augment)
     history = model.fit(train, validation_data=(d["x_val"], d["y_val"]), epochs=epochs,
                         verbose=0, shuffle=False, callbacks=list(callbacks), **kwargs)
+    return history_frame(history)
+
+
+def history_frame(history) -> pd.DataFrame:
+    """A Keras History as a table with an ``epoch`` column first."""
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     return frame
@@ -106,28 +138,6 @@ def fit(model, d: dict, *, epochs: int, batch_size: int = 32, callbacks=(), **kw
 def accuracy(model, x, y) -> float:
     """Accuracy in inference mode (dropout off)."""
     return float((np.asarray(model(x, training=False)).argmax(axis=1) == y).mean())
-
-
-def figure(ncols: int = 1, nrows: int = 1, size=(4.5, 3.6)):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
-                             squeeze=False)
-    return fig, axes
-
-
-def save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from labkit.runs import atomic_path
-
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
 
 
 def curves(ax, frame: pd.DataFrame, group: str, y: str, *, title: str = "", log: bool = False):

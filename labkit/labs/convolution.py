@@ -1,5 +1,5 @@
-"""Labs on convolutional networks (lecture topics 12, 19–21): the convolution itself, padding
-and stride, parameter sharing, and transfer learning."""
+"""Labs on convolutional networks (lecture topics 12, 14–15, 18, 20–21): the convolution itself,
+padding and stride, parameter sharing, and transfer learning."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from labkit.labs._kit import (
     save,
 )
 
-# --- 13. the convolution ----------------------------------------------------------------------
+# --- the convolution ----------------------------------------------------------------------
 
 
 def cross_correlate(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -88,7 +88,7 @@ def _conv_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("convolution", topic="19 The convolution operation",
+@lab("convolution", order=13, topic=(14, 18),
      claim="A Keras convolution layer computes the valid cross-correlation of fig. 9.1 (no "
            "kernel flip), in 2-D and 1-D.", seconds=5, verdict=_conv_verdict, plot=_conv_plot)
 def convolution(quick: bool, seed: int) -> pd.DataFrame:
@@ -104,7 +104,7 @@ def convolution(quick: bool, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --- 14. padding, stride, pooling -------------------------------------------------------------
+# --- padding, stride, pooling -------------------------------------------------------------
 
 SIZE, KERNEL, LAYERS = 28, 3, 3
 
@@ -142,7 +142,7 @@ def _padding_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("padding-stride", topic="20 Padding, stride and pooling",
+@lab("padding-stride", order=14, topic=(20, 21),
      claim="Without zero padding each layer shrinks the image by k − 1, with 'same' padding "
            "it keeps its size, stride 2 halves it (fig. 9.13); max pooling makes the output "
            "nearly invariant to small shifts.", seconds=5,
@@ -173,7 +173,7 @@ def padding_stride(quick: bool, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --- 15. parameter sharing --------------------------------------------------------------------
+# --- parameter sharing --------------------------------------------------------------------
 
 def _sharing_verdict(f: pd.DataFrame) -> str:
     r = f.set_index("model")
@@ -193,7 +193,7 @@ def _sharing_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("parameter-sharing", topic="19 Sparse interactions and parameter sharing",
+@lab("parameter-sharing", order=15, topic=15, detail="parameter sharing",
      claim="A CNN shares each kernel across positions, so it needs far fewer parameters than a "
            "dense net and classifies images at least as well.",
      seconds=25, verdict=_sharing_verdict, plot=_sharing_plot)
@@ -210,7 +210,7 @@ def parameter_sharing(quick: bool, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --- 16. transfer learning --------------------------------------------------------------------
+# --- transfer learning --------------------------------------------------------------------
 
 SOURCE, TARGET, PER_CLASS = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9], 3
 NET = {"filters": [32, 64], "dropout": 0.25}
@@ -226,7 +226,7 @@ def _transfer_verdict(f: pd.DataFrame) -> str:
             f"{last['scratch']:.3f} from scratch — " + holds(best > last["scratch"]))
 
 
-@lab("transfer", topic="12 Transfer learning",
+@lab("transfer", order=16, topic=12, detail="transfer learning",
      claim="Features learnt on some classes transfer: with a small training set for new "
            "classes, a conv base pretrained on the others beats training from scratch.",
      seconds=60, verdict=_transfer_verdict, plot=learning_curves(

@@ -1,4 +1,4 @@
-"""Labs on training deep nets (lecture topics 5–6, 22): vanishing gradients, start values and
+"""Labs on training deep nets (lecture topics 4, 7, 12): vanishing gradients, start values and
 skip connections."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from labkit.labs._kit import (
     save,
 )
 
-# --- 5. vanishing gradients -------------------------------------------------------------------
+# --- vanishing gradients -------------------------------------------------------------------
 
 DEPTH = 8
 
@@ -64,7 +64,7 @@ def _vanishing_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("vanishing-gradients", topic="5 Vanishing and exploding gradients / 6 Activations",
+@lab("vanishing-gradients", order=5, topic=4, detail="ReLU vs sigmoid",
      claim="In a deep sigmoid net the gradient shrinks layer by layer towards the input, so "
            "early layers barely learn; ReLU nets suffer much less.",
      seconds=20, verdict=_vanishing_verdict, plot=_vanishing_plot)
@@ -85,7 +85,7 @@ def vanishing_gradients(quick: bool, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --- 6. initialisation ------------------------------------------------------------------------
+# --- initialisation ------------------------------------------------------------------------
 
 STARTS = {"equal (constant 0.1)": "constant(0.1)",
           "too large (normal σ=5)": "random_normal(stddev=5.0)",
@@ -133,7 +133,7 @@ def _init_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("initialization", topic="5 Parameter initialisation",
+@lab("initialization", order=6, topic=7,
      claim="Equal start values leave all hidden units identical (no symmetry breaking); too "
            "large values explode; small random values train.",
      seconds=30, verdict=_init_verdict, plot=_init_plot)
@@ -150,7 +150,7 @@ def initialization(quick: bool, seed: int) -> pd.DataFrame:
                               "unit_spread"]]
 
 
-# --- 17. residual connections -----------------------------------------------------------------
+# --- residual connections -----------------------------------------------------------------
 
 BLOCKS = 12  # 25 conv layers, batch normalisation in both nets
 
@@ -164,7 +164,7 @@ def _residual_verdict(f: pd.DataFrame) -> str:
             + holds(skip["loss"] < plain["loss"]))
 
 
-@lab("residual", topic="22 CNN architecture: residual networks",
+@lab("residual", order=17, topic=12, detail="residual nets",
      claim="A deep plain net (25 conv layers, batch-normalised) trains worse than the same "
            "depth with skip connections.",
      seconds=70, verdict=_residual_verdict, plot=learning_curves(

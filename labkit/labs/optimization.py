@@ -1,4 +1,4 @@
-"""Labs on optimisation (lecture topics 1–4, 8–9): gradient estimates, step sizes, schedules,
+"""Labs on optimisation (lecture topics 1–3, 6, 8): gradient estimates, step sizes, schedules,
 momentum and adaptive optimisers."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from labkit.labs._kit import (
     save,
 )
 
-# --- 1. full batch vs minibatch ---------------------------------------------------------------
+# --- full batch vs minibatch ---------------------------------------------------------------
 
 
 def _gd_verdict(f: pd.DataFrame) -> str:
@@ -54,7 +54,7 @@ def _gd_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("gd-vs-sgd", topic="1 Gradient-based optimisation / 2 SGD",
+@lab("gd-vs-sgd", order=1, topic=(1, 2),
      claim="A minibatch gradient is a noisy estimate of the full-batch gradient whose variance "
            "falls like 1/B, while a full-batch step costs the most.",
      seconds=10, verdict=_gd_verdict, plot=_gd_plot)
@@ -92,7 +92,7 @@ def gd_vs_sgd(quick: bool, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --- 2. learning rate -------------------------------------------------------------------------
+# --- learning rate -------------------------------------------------------------------------
 
 LEARNING_RATES = (0.001, 0.1, 1.0, 3.0)
 
@@ -110,7 +110,7 @@ def _lr_verdict(f: pd.DataFrame) -> str:
             f"ε={large:g} went up in {ups} epochs — " + holds(ok))
 
 
-@lab("learning-rate", topic="2 SGD: the learning rate",
+@lab("learning-rate", order=2, topic=2, detail="the learning rate",
      claim="Too small a learning rate learns slowly, a good one fast, too large a one "
            "oscillates or diverges.", seconds=30, verdict=_lr_verdict,
      plot=learning_curves("learning_rate", ("loss", "training loss, SGD", True)))
@@ -126,7 +126,7 @@ def learning_rate(quick: bool, seed: int) -> pd.DataFrame:
                               "val_accuracy"]]
 
 
-# --- 3. schedules -----------------------------------------------------------------------------
+# --- schedules -----------------------------------------------------------------------------
 
 def _schedule_verdict(f: pd.DataFrame) -> str:
     const = f[f["schedule"] == "constant"]["weight_error"]
@@ -140,16 +140,15 @@ def _schedule_verdict(f: pd.DataFrame) -> str:
             + holds(final < floor.min() and final < floor.mean() / 2))
 
 
-@lab("lr-schedule", topic="2 SGD: decaying learning rates",
+@lab("lr-schedule", order=3, topic=3,
      claim="With a constant rate SGD stalls at a noise floor near the minimum; a schedule with "
            "Σε = ∞ and Σε² < ∞ keeps approaching it.",
      seconds=30, verdict=_schedule_verdict, plot=learning_curves(
          "schedule", ("weight_error", "distance to the minimum ‖w − w*‖²", True),
          ("lr", "learning rate", True)))
 def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
-    import tensorflow as tf
-
     from labkit import optim
+    from labkit.data import pipeline
 
     rng = np.random.default_rng(seed)
     n, dim, batch = 512, 5, 4
@@ -171,8 +170,7 @@ def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
             errors.append(float(((model.get_weights()[0] - w_best) ** 2).sum()))
             rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
 
-        batches = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-            n, seed=seed, reshuffle_each_iteration=True).batch(batch)  # a new order each epoch
+        batches = pipeline.training_batches((x, y), batch, seed=seed)  # a new order each epoch
         history = model.fit(batches, epochs=epochs, verbose=0, shuffle=False,
                             callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=track)])
         lr_start = [optim.expected_learning_rate(0.05, schedule, e) for e in range(epochs)]
@@ -185,7 +183,7 @@ def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
     return pd.concat(frames)
 
 
-# --- 4. momentum ------------------------------------------------------------------------------
+# --- momentum ------------------------------------------------------------------------------
 
 CANYON = np.array([1.0, 100.0])  # f(θ) = ½ Σ cᵢ θᵢ²: a long narrow valley (condition number 100)
 RATE = 0.019  # just under 2/100: SGD zigzags across the valley
@@ -228,7 +226,7 @@ def _momentum_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("momentum", topic="3 Momentum",
+@lab("momentum", order=4, topic=6,
      claim="On an ill-conditioned quadratic, momentum travels along the narrow canyon instead "
            "of bouncing across it, reaching the minimum in far fewer steps than SGD.",
      seconds=10, verdict=_momentum_verdict, plot=_momentum_plot)
@@ -267,7 +265,7 @@ def _compiled_step(opt, theta, curvature):
     return step
 
 
-# --- 7. adaptive optimisers -------------------------------------------------------------------
+# --- adaptive optimisers -------------------------------------------------------------------
 
 ADAPTIVE = ("sgd", "momentum", "rmsprop", "adam")
 
@@ -282,7 +280,7 @@ def _adaptive_verdict(f: pd.DataFrame) -> str:
             f"default rate: {ranking} — " + holds(ok))
 
 
-@lab("adaptive-optimizers", topic="4 Adaptive learning rates (AdaGrad, RMSProp, Adam)",
+@lab("adaptive-optimizers", order=7, topic=8, detail="RMSProp, Adam",
      claim="Momentum, RMSProp and Adam train the same CNN faster than plain SGD.",
      seconds=30, verdict=_adaptive_verdict, plot=learning_curves(
          "optimizer", ("loss", "training loss", True),

@@ -1,4 +1,4 @@
-"""Lab on feature engineering with the TensorFlow Playground's datasets (lecture topic 13)."""
+"""Lab on feature engineering with the TensorFlow Playground's datasets (lecture topic 0)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def _verdict(f: pd.DataFrame) -> str:
 
 
 def _plot(f: pd.DataFrame, path) -> None:
-    from matplotlib.colors import LinearSegmentedColormap
+    from labkit.plots import playground_colormap
 
-    cmap = LinearSegmentedColormap.from_list("playground", ["#f59322", "#e8eaeb", "#0877bd"])
+    cmap = playground_colormap()
     datasets = list(dict.fromkeys(f["dataset"]))
     fig, axes = figure(len(datasets), 2, size=(3.4, 3.4))
     for col, name in enumerate(datasets):
@@ -47,7 +47,7 @@ def _plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("playground", topic="13 TensorFlow Playground: feature engineering",
+@lab("playground", order=18, topic=0, detail="feature engineering",
      claim="With the right engineered features (x1², x2² for the circle, x1·x2 for xor, sines "
            "for the spiral) the same small net separates what raw x1, x2 cannot — without "
            "any hidden layer for the circle and xor.",

@@ -1,4 +1,4 @@
-"""Labs on regularisation (lecture topics 7, 10–11): norm penalties, dropout, early stopping,
+"""Labs on regularisation (lecture topics 9–11): norm penalties, dropout, early stopping,
 augmentation and ensembles, each on a small training set where overfitting shows."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from labkit.labs._kit import (
 
 SMALL = 100  # training examples (10 per class): small enough to overfit
 
-# --- 8. weight decay --------------------------------------------------------------------------
+# --- weight decay --------------------------------------------------------------------------
 
 PENALTIES = [("none", 0.0), ("l2", 1e-3), ("l2", 1e-2), ("l1", 1e-3), ("l1", 1e-2)]
 
@@ -53,7 +53,7 @@ def _decay_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("weight-decay", topic="10 Norm penalties (L2, L1)",
+@lab("weight-decay", order=8, topic=9, detail="L2, L1",
      claim="L2 and L1 penalties shrink the weights, L1 makes many exactly small (sparse), and "
            "the gap between training and validation accuracy narrows.",
      seconds=120, verdict=_decay_verdict, plot=_decay_plot)
@@ -76,7 +76,7 @@ def weight_decay(quick: bool, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --- 9. dropout -------------------------------------------------------------------------------
+# --- dropout -------------------------------------------------------------------------------
 
 def _gap(part: pd.DataFrame) -> float:
     """Final training accuracy (inference mode) minus validation accuracy."""
@@ -108,7 +108,7 @@ def _dropout_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("dropout", topic="11 Dropout",
+@lab("dropout", order=9, topic=10,
      claim="On a small training set, dropout keeps the validation loss from rising as the "
            "net overfits.", seconds=60, verdict=_dropout_verdict, plot=_dropout_plot)
 def dropout(quick: bool, seed: int) -> pd.DataFrame:
@@ -124,7 +124,7 @@ def dropout(quick: bool, seed: int) -> pd.DataFrame:
                               "val_accuracy"]]
 
 
-# --- 10. early stopping -----------------------------------------------------------------------
+# --- early stopping -----------------------------------------------------------------------
 
 def _stopping_verdict(f: pd.DataFrame) -> str:
     full = f[f["run"] == "no stopping"]
@@ -157,7 +157,7 @@ def _stopping_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("early-stopping", topic="7 Early stopping",
+@lab("early-stopping", order=10, topic=11, detail="early stopping",
      claim="Validation loss falls, then rises as the net overfits; stopping when it stops "
            "improving and restoring the best weights beats training to the end.",
      seconds=80, verdict=_stopping_verdict, plot=_stopping_plot)
@@ -184,7 +184,7 @@ def early_stopping(quick: bool, seed: int) -> pd.DataFrame:
                               "restored_val_loss"]]
 
 
-# --- 11. augmentation -------------------------------------------------------------------------
+# --- augmentation -------------------------------------------------------------------------
 
 AUGMENT = {"rotation": 0.03, "zoom": 0.05}  # ±11° and ±5% on 8×8 images
 
@@ -201,38 +201,28 @@ def _augment_verdict(f: pd.DataFrame) -> str:
             + holds(best["augmented"] > best["none"] and late["augmented"] > late["none"]))
 
 
-@lab("augmentation", topic="7 Dataset augmentation",
+@lab("augmentation", order=11, topic=11, detail="data augmentation",
      claim="On a small image training set, small random rotations and zooms of the training "
            "images improve validation accuracy.",
      seconds=60, verdict=_augment_verdict, plot=learning_curves(
          "augment", ("train_accuracy", "training accuracy", False),
          ("val_accuracy", "validation accuracy", False)))
 def augmentation(quick: bool, seed: int) -> pd.DataFrame:
-    import tensorflow as tf
-
-    from labkit import augment
-
     d = digits(n_train=SMALL, seed=seed)
     epochs = 12 if quick else 100
     frames = []
     for name in ("none", "augmented"):
         keras.utils.set_random_seed(seed)
         model = compiled(build("cnn", filters=[16, 32], dropout=0.25), "adam", 2e-3)
-        train = tf.data.Dataset.from_tensor_slices((d["x_train"], d["y_train"])).shuffle(
-            SMALL, seed=seed).batch(16)
-        if name == "augmented":
-            train = augment.apply(train, AUGMENT, seed)
         clean = clean_train_accuracy(d)
-        history = model.fit(train, validation_data=(d["x_val"], d["y_val"]), epochs=epochs,
-                            verbose=0, shuffle=False, callbacks=[clean])
-        frame = pd.DataFrame(history.history)
-        frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+        frame = fit(model, d, epochs=epochs, batch_size=16, callbacks=[clean], seed=seed,
+                    augment=AUGMENT if name == "augmented" else None)
         frames.append(frame.assign(augment=name, train_accuracy=clean.values))
     return pd.concat(frames)[["augment", "epoch", "loss", "train_accuracy", "val_loss",
                               "val_accuracy"]]
 
 
-# --- 12. ensembles ----------------------------------------------------------------------------
+# --- ensembles ----------------------------------------------------------------------------
 
 MEMBERS = 5
 
@@ -255,7 +245,7 @@ def _ensemble_plot(f: pd.DataFrame, path) -> None:
     save(fig, path)
 
 
-@lab("ensemble", topic="11 Bagging and ensembles",
+@lab("ensemble", order=12, topic=11, detail="ensembles",
      claim="Averaging K networks trained from different start values is more accurate than "
            "a typical member.", seconds=70, verdict=_ensemble_verdict, plot=_ensemble_plot)
 def ensemble(quick: bool, seed: int) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The TensorFlow Playground's 2-D datasets, generated as its ``src/dataset.ts`` does.
+"""The TensorFlow Playground's 2-D datasets (circle, xor, gauss, spiral), generated as its
+``src/dataset.ts`` does.
 
 Labels are the Playground's −1 (orange) and +1 (blue), returned as classes 0 and 1.
 """
@@ -6,6 +7,9 @@ Labels are the Playground's −1 (orange) and +1 (blue), returned as classes 0 a
 from __future__ import annotations
 
 import numpy as np
+
+from labkit.data.base import SPLIT_SEED, Data, DatasetSpec, split
+from labkit.errors import LabkitError
 
 NUM_SAMPLES = 500  # the Playground's classification sets
 RADIUS = 5.0
@@ -67,3 +71,17 @@ def generate(name: str, *, noise: float = 0.0, num_samples: int = NUM_SAMPLES,
     return points[order].astype("float32"), positive[order].astype("int64")
 
 
+def load(name: str, validation_split: float, *, noise: float = 0.0,
+         num_samples: int = NUM_SAMPLES, seed: int = SPLIT_SEED) -> Data:
+    """Playground set ``name``: the first half of the shuffled points for training (the
+    Playground's default ratio), the second half for test; validation carved from training."""
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 0.5:
+        raise LabkitError(f"Dataset option `noise` must be in [0, 0.5]. Received: noise={noise}")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 20:
+        raise LabkitError(f"Dataset option `num_samples` must be an integer >= 20. "
+                          f"Received: num_samples={num_samples}")
+    x, y = generate(name, noise=noise, num_samples=num_samples, seed=seed)
+    half = len(x) // 2
+    train, val = split(x[:half], y[:half], validation_split)
+    spec = DatasetSpec(name, (2,), 2, class_names=("orange (-1)", "blue (+1)"))
+    return Data(spec, train, val, (x[half:], y[half:]))

@@ -1,14 +1,17 @@
-"""Generated time series for the 1-D CNN: the synthetic control-chart patterns."""
+"""The ``control_charts`` dataset: generated time series of the six synthetic control-chart
+patterns, for the 1-D CNN."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from labkit.data.base import Data, DatasetSpec, train_val_test
+
 CONTROL_CHART_CLASSES = ("normal", "cyclic", "increasing trend", "decreasing trend",
                          "upward shift", "downward shift")
 
 
-def control_charts(per_class: int = 200, length: int = 60, seed: int = 0):
+def generate(per_class: int = 200, length: int = 60, seed: int = 0):
     """The six synthetic control-chart patterns (Alcock & Manolopoulos, UCI): series of ``length``
     steps around the mean 30 with noise ±3·2, plus a cycle, a trend or a shift.
 
@@ -33,3 +36,10 @@ def control_charts(per_class: int = 200, length: int = 60, seed: int = 0):
     x = ((np.array(series) - 30) / 10).astype("float32")[..., None]
     order = rng.permutation(len(x))
     return x[order], np.array(labels, dtype="int64")[order]
+
+
+def load(name: str, validation_split: float) -> Data:
+    """1 200 series of 60 steps, 6 classes; test 20 %, validation carved from the rest."""
+    x, y = generate()
+    spec = DatasetSpec(name, (60, 1), 6, class_names=CONTROL_CHART_CLASSES)
+    return Data(spec, *train_val_test(x, y, validation_split))

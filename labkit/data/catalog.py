@@ -1,0 +1,96 @@
+"""The dataset catalog: every name labkit knows, what it is, and which source loads it.
+
+Listing and describing read only this table (no data is loaded, no TensorFlow imported);
+:func:`load` hands a name to its source module's ``load`` (``bundled``, ``playground_sets``,
+``control_charts``, ``tfds``). A new source is a module with a ``load`` and rows here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from labkit.data import bundled, control_charts, playground_sets, tfds
+from labkit.data.base import Data, DatasetSpec
+from labkit.errors import LabkitError
+from labkit.options import did_you_mean
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A row of :data:`DATASETS`."""
+
+    source: str  # "bundled", "generated" or "tfds", as `labkit data` shows it
+    input_shape: tuple[int, ...]
+    num_classes: int
+    description: str
+    load: Callable[..., Data]  # the source's load(name, validation_split, ...)
+    options: tuple[str, ...] = ()  # generator options `--data-option` may set
+    task: str = "classification"
+
+
+def _playground(description: str) -> Entry:
+    return Entry("generated", (2,), 2, f"TensorFlow Playground: {description}",
+                 playground_sets.load, ("noise", "num_samples", "seed"))
+
+
+def _tfds(input_shape: tuple[int, ...], description: str) -> Entry:
+    return Entry("tfds", input_shape, 10, description, tfds.load)
+
+
+DATASETS = {
+    "digits": Entry("bundled", (8, 8, 1), 10,
+                    "8x8 handwritten digits bundled with scikit-learn (1 797 images)",
+                    bundled.load),
+    "circle": _playground("a disc inside a ring"),
+    "xor": _playground("quadrants, label = sign(x1 * x2)"),
+    "gauss": _playground("two Gaussian blobs"),
+    "spiral": _playground("two interleaved spirals"),
+    "control_charts": Entry("generated", (60, 1), 6,
+                            "synthetic control-chart time series: 6 patterns (1 200 series)",
+                            control_charts.load),
+    "mnist": _tfds((28, 28, 1), "28x28 grey handwritten digits (70 000 images)"),
+    "fashion_mnist": _tfds((28, 28, 1), "28x28 grey clothing images (70 000 images)"),
+    "cifar10": _tfds((32, 32, 3), "32x32 colour images of 10 objects (60 000 images)"),
+}
+PLAYGROUND_NAMES = tuple(playground_sets.GENERATORS)
+OFFLINE = tuple(n for n, entry in DATASETS.items() if entry.source != "tfds")
+
+
+def check_name(name: str) -> Entry:
+    """The catalog entry of ``name``; an unknown name is a :class:`LabkitError` with close
+    matches."""
+    if name not in DATASETS:
+        raise LabkitError(f"Unknown dataset {name!r}.{did_you_mean(name, DATASETS)} "
+                          f"Known: {', '.join(DATASETS)}.")
+    return DATASETS[name]
+
+
+def catalog_spec(name: str) -> DatasetSpec:
+    """The spec of dataset ``name`` from the catalog, without loading anything."""
+    entry = check_name(name)
+    return DatasetSpec(name, entry.input_shape, entry.num_classes, task=entry.task)
+
+
+def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = None,
+         options: dict | None = None) -> Data:
+    """Load dataset ``name`` with a validation split carved from its training data.
+
+    Args:
+        name: one of :data:`DATASETS`.
+        validation_split: fraction of the training data held out for validation.
+        data_dir: TFDS data directory (default: ``$TFDS_DATA_DIR`` or TFDS's own).
+        options: generator options of the Playground sets: ``noise`` (0–0.5), ``num_samples``,
+            ``seed``.
+    """
+    entry = check_name(name)
+    options = dict(options or {})
+    if options and not entry.options:
+        raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        raise LabkitError(f"Dataset {name!r} has no option {', '.join(map(repr, unknown))}. "
+                          f"Known: {', '.join(entry.options)}.")
+    if entry.source == "tfds":
+        return entry.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE)
+    return entry.load(name, validation_split, **options)

@@ -1,0 +1,118 @@
+"""Datasets by name (labkit.data): the catalog and each source — bundled digits, the generated
+Playground sets and control charts, TFDS under mock data and offline."""
+
+import numpy as np
+import pytest
+
+from labkit import data
+from labkit.data import control_charts, pipeline, playground_sets
+from labkit.data import tfds as tfds_source
+from labkit.errors import LabkitError
+
+
+def test_digits_splits_are_disjoint_uint8_and_stratified():
+    loaded = data.load("digits", validation_split=0.25)
+    (x_train, _), (x_val, y_val), (x_test, _) = loaded.train, loaded.val, loaded.test
+    assert loaded.spec.input_shape == (8, 8, 1) and loaded.spec.num_classes == 10
+    assert loaded.spec.task == "classification" and loaded.spec.scale == 16
+    assert x_train.dtype == np.uint8 and x_train.shape[1:] == (8, 8, 1)
+    assert len(x_train) + len(x_val) + len(x_test) == 1797
+    assert len(x_test) == 360 and abs(len(x_val) / (len(x_train) + len(x_val)) - 0.25) < 0.01
+    assert set(np.unique(y_val)) == set(range(10))
+
+
+def test_splits_do_not_depend_on_the_training_seed():
+    a, b = data.load("digits"), data.load("digits")
+    np.testing.assert_array_equal(a.test[0], b.test[0])
+
+
+def test_catalog_spec_agrees_with_what_each_offline_source_loads():
+    for name in data.OFFLINE:
+        spec, loaded = data.catalog_spec(name), data.load(name).spec
+        assert (spec.input_shape, spec.num_classes, spec.task) == \
+            (loaded.input_shape, loaded.num_classes, loaded.task), name
+
+
+@pytest.mark.parametrize("name", data.PLAYGROUND_NAMES)
+def test_playground_sets_have_500_points_half_for_test(name):
+    loaded = data.load(name, validation_split=0.2)
+    assert loaded.spec.input_shape == (2,)
+    assert len(loaded.train[0]) + len(loaded.val[0]) == 250 and len(loaded.test[0]) == 250
+    x, y = loaded.test
+    assert x.dtype == np.float32 and set(np.unique(y)) == {0, 1}
+    assert np.abs(x).max() <= 6
+
+
+def test_playground_labels_follow_the_playground_rules():
+    x, y = playground_sets.generate("circle", noise=0, seed=1)
+    np.testing.assert_array_equal(y, np.linalg.norm(x, axis=1) < 2.5)
+    x, y = playground_sets.generate("xor", noise=0, seed=1)
+    np.testing.assert_array_equal(y, x[:, 0] * x[:, 1] >= 0)
+    assert np.abs(x).min() >= 0.3  # pushed away from the axes
+    x, y = playground_sets.generate("gauss", noise=0, seed=1)
+    assert np.allclose(x[y == 1].mean(axis=0), [2, 2], atol=0.2)
+    x, y = playground_sets.generate("spiral", noise=0, seed=1)
+    assert np.linalg.norm(x, axis=1).max() < 5
+
+
+def test_playground_noise_blurs_labels_and_seed_reproduces():
+    clean = playground_sets.generate("circle", noise=0.0, seed=3)
+    noisy = playground_sets.generate("circle", noise=0.5, seed=3)
+    inside = np.linalg.norm(noisy[0], axis=1) < 2.5
+    assert (noisy[1] != inside).any()
+    assert (clean[1] == (np.linalg.norm(clean[0], axis=1) < 2.5)).all()
+    np.testing.assert_array_equal(noisy[0],
+                                  playground_sets.generate("circle", noise=0.5, seed=3)[0])
+
+
+def test_playground_options_reach_the_generator():
+    loaded = data.load("circle", validation_split=0, options={"num_samples": 100, "seed": 5})
+    assert len(loaded.train[0]) == len(loaded.test[0]) == 50
+
+
+def test_control_charts_have_six_patterns_of_sixty_steps():
+    x, y = control_charts.generate(per_class=10)
+    assert x.shape == (60, 60, 1) and x.dtype == np.float32
+    assert np.bincount(y).tolist() == [10] * 6
+    trend = x[y == 2][:, :, 0]  # increasing trend: the end is above the start
+    assert (trend[:, -10:].mean(axis=1) > trend[:, :10].mean(axis=1)).all()
+
+
+@pytest.mark.parametrize(("name", "options", "message"), [
+    ("mnistt", None, "Unknown dataset 'mnistt'. Did you mean: mnist? Known: digits, circle, xor, "
+                     "gauss, spiral, control_charts, mnist, fashion_mnist, cifar10."),
+    ("spiral", {"noise": 2}, "Dataset option `noise` must be in [0, 0.5]. Received: noise=2"),
+    ("spiral", {"num_samples": 5},
+     "Dataset option `num_samples` must be an integer >= 20. Received: num_samples=5"),
+    ("spiral", {"nosie": 0.1}, "Dataset 'spiral' has no option 'nosie'. Known: noise, "
+                               "num_samples, seed."),
+    ("digits", {"noise": 0.1}, "Dataset 'digits' takes no options. Received: {'noise': 0.1}"),
+])
+def test_bad_names_and_options(name, options, message):
+    with pytest.raises(LabkitError) as info:
+        data.load(name, options=options)
+    assert str(info.value) == message
+
+
+def test_tfds_dataset_streams_under_mock_data(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=40):
+        loaded = data.load("mnist", data_dir=str(tmp_path))
+        assert loaded.streaming
+        assert loaded.spec.input_shape == (28, 28, 1) and loaded.spec.num_classes == 10
+        batches = pipeline.training_batches(loaded.train, 16, scale=loaded.spec.scale, seed=0)
+        x, y = next(iter(batches))
+        assert x.dtype.name == "float32" and x.shape == (16, 28, 28, 1)
+        assert 0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1
+        assert y.shape == (16,)
+        assert loaded.val is not None and loaded.test is not None
+
+
+def test_missing_tfds_dataset_offline_says_how_to_prepare_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: False)
+    with pytest.raises(LabkitError) as info:
+        data.load("fashion_mnist", data_dir=str(tmp_path))
+    message = str(info.value)
+    assert "tfds build fashion_mnist" in message and "--data-dir" in message
+    assert message.endswith("Offline datasets: digits, circle, xor, gauss, spiral, "
+                            "control_charts.")

@@ -1,0 +1,127 @@
+"""Run directories (labkit.runs, labkit.files): what a run holds, names, atomic writes, the lock
+that keeps two processes off one run, and reading a run back."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from helpers import error_line
+
+from labkit import files, runs
+from labkit.errors import LabkitError
+
+
+def test_run_directory_contents(digits_run):
+    path = digits_run.path
+    assert {p.name for p in path.iterdir()} >= {"config.json", "history.csv", "metrics.json",
+                                                "model.keras", "curves.png"}
+    history = pd.read_csv(path / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs_completed"] == 3
+    assert metrics["best_val_accuracy"] == history["val_accuracy"].max()
+    assert metrics["best_epoch"] == int(history["val_accuracy"].idxmax()) + 1
+    assert 0 <= metrics["test_accuracy"] <= 1 and "test_loss" in metrics
+    config = json.loads((path / "config.json").read_text())
+    assert config["hparams"]["filters"] == [8, 16] and config["hparams"]["dropout"] == 0.5
+    assert config["learning_rate"] == 0.001 and config["seed"] == 42
+    assert {"labkit", "keras", "tensorflow"} <= set(config["versions"])
+    assert not [p for p in path.iterdir() if p.name.startswith(".")]  # no temporary files, no lock
+
+
+def test_an_existing_name_gets_a_numbered_suffix(tmp_path):
+    names = [runs.create_run(tmp_path, "same").path.name for _ in range(3)]
+    assert names == ["same", "same-2", "same-3"]
+
+
+def test_run_reads_back_history_metrics_model_and_plots(digits_run):
+    run = runs.open_run(digits_run.path)
+    assert run.history["epoch"].tolist() == [1, 2, 3]
+    assert run.metrics["status"] == "completed" and run.name == "digits-cnn"
+    assert run.model.name == digits_run.model.name and run.model is run.model  # loaded once
+    fig = run.plot()
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
+
+
+def test_plots_leave_pyplot_and_the_backend_alone(digits_run):
+    code = ("import matplotlib; matplotlib.use('pdf'); import sys\n"
+            "from labkit import runs\n"
+            f"runs.open_run({str(digits_run.path)!r}).plot()\n"
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["pdf", "False"]
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "metrics.json"
+    files.write_json(target, {"status": "running"})
+    with pytest.raises(RuntimeError), files.atomic_path(target) as tmp:
+        tmp.write_text('{"status": "comp')
+        raise RuntimeError("killed mid-write")
+    assert json.loads(target.read_text()) == {"status": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_lock_refuses_a_second_process_and_takes_over_a_stale_one(tmp_path):
+    run = runs.create_run(tmp_path, "locked")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.file(runs.LOCK).write_text(str(holder.pid))
+        with pytest.raises(LabkitError) as info, runs.lock(run):
+            pass
+        assert str(info.value) == (f"{run.path} is being trained by process {holder.pid}; wait "
+                                   f"for it to finish or stop it (kill {holder.pid}) first.")
+    finally:
+        holder.kill()
+        holder.wait()
+    with runs.lock(run):  # the holder is gone: its lock is stale
+        assert run.file(runs.LOCK).read_text() == str(os.getpid())
+    assert not run.file(runs.LOCK).exists()
+
+
+def test_resume_of_a_run_being_trained_is_refused(cli, digits_run, tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        digits_run.file(runs.LOCK).write_text(str(holder.pid))
+        result = cli("train", "--resume", digits_run.path)
+        assert result.exit_code == 1
+        assert error_line(result) == (
+            f"Error: {digits_run.path} is being trained by process {holder.pid}; wait for it "
+            f"to finish or stop it (kill {holder.pid}) first.")
+    finally:
+        holder.kill()
+        holder.wait()
+        digits_run.file(runs.LOCK).unlink()
+
+
+def test_missing_or_broken_model_file(cli, tmp_path, digits_run):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / runs.CONFIG).write_text(digits_run.file(runs.CONFIG).read_text())
+    result = cli("evaluate", broken)
+    assert result.exit_code == 1
+    assert error_line(result) == f"Error: {broken} has no model.keras (run status: unfinished)."
+    (broken / runs.MODEL).write_text("not a model")
+    result = cli("export", broken)
+    assert result.exit_code == 1
+    assert error_line(result).startswith(
+        f"Error: {broken / runs.MODEL} is not a readable Keras model file: ")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = cli("evaluate", plain)
+    assert result.exit_code == 1
+    assert error_line(result) == f"Error: '{plain}' is not a labkit run directory (no config.json)."
+
+
+def test_runs_lists_one_row_per_run(cli, digits_run):
+    result = cli("runs", "--runs-dir", digits_run.path.parent)
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["name", "recipe", "dataset", "epochs", "best_val_acc", "status",
+                                "date"]
+    row = next(line for line in lines if line.startswith("digits-cnn "))
+    assert row.split()[1:6] == ["cnn", "digits", "3",
+                                f"{digits_run.metrics['best_val_accuracy']:.4f}", "completed"]
