@@ -3,7 +3,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Load Keras on its configured backend first: `labkit describe` would otherwise pick the light
-# numpy backend for the whole test process.
+# numpy backend for the whole test process. TensorFlow starts as the CLI starts it, quietly.
+from labkit._startup import import_tensorflow  # noqa: E402
+
+import_tensorflow()
 import keras  # noqa: E402, F401
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402

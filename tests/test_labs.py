@@ -2,6 +2,7 @@
 the CSV it writes, so other numbers can turn it; labs register themselves and reach the Makefile
 and docs/labs.md."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -42,17 +43,19 @@ def holds(verdict: str) -> bool:
 
 
 def variants(frame: pd.DataFrame, measured: list[str]):
-    """Other tables of the same shape: groups swapped; all measurements scaled or negated; one
-    measured column at a time reversed or negated."""
+    """Other tables of the same shape: groups swapped; all measurements, one measured column, or
+    one group's measurements scaled up, negated or reversed."""
     groups = [c for c in frame.select_dtypes("object") if frame[c].nunique() > 1]
     for column in groups:
         values = list(dict.fromkeys(frame[column]))
         yield frame.replace({column: dict(zip(values, reversed(values), strict=True))})
     changes = (lambda v: v * 1000 + 1, lambda v: -v, lambda v: v[::-1].to_numpy())
-    for columns in [measured, *([c] for c in measured)]:
+    parts = [(slice(None), measured), *((slice(None), [c]) for c in measured),
+             *((frame[g] == v, measured) for g in groups for v in frame[g].unique())]
+    for rows, columns in parts:
         for change in changes:
             changed = frame.copy()
-            changed[columns] = changed[columns].apply(change)
+            changed.loc[rows, columns] = changed.loc[rows, columns].apply(change)
             yield changed
 
 
@@ -162,15 +165,18 @@ def test_lab_errors_are_one_line(cli, args, message):
 ROOT = Path(__file__).parents[1]
 
 
+def dry_make(target: str) -> str:
+    """What ``make -n target`` would run (outside any make that runs the tests)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "--no-print-directory", "-n", target], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_make_has_a_target_for_every_registered_lab():
     """`make lab-NAME` is one pattern rule: every lab the registry knows has its target."""
     for name in labs.names():
-        dry = subprocess.run(["make", "-n", f"lab-{name}"], cwd=ROOT, capture_output=True,
-                             text=True, check=True)
-        assert dry.stdout.strip().endswith(f"labkit lab run {name}"), dry.stdout
-    dry = subprocess.run(["make", "-n", "labs"], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
-    assert dry.stdout.strip().endswith("labkit lab run all")
+        assert dry_make(f"lab-{name}").endswith(f"labkit lab run {name}")
+    assert dry_make("labs").endswith("labkit lab run all")
 
 
 def test_docs_have_a_paragraph_per_lab():

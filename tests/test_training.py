@@ -175,9 +175,11 @@ def test_resume_after_sigkill_continues_history_without_gaps_or_duplicates(tmp_p
 
 
 def _default_sigint():
-    """A shell running tests in the background ignores SIGINT, and children inherit that;
-    a terminal's Ctrl-C reaches a process with the default handler, so restore it."""
+    """A shell running tests in the background ignores SIGINT, and a test worker may block it;
+    children inherit both. A terminal's Ctrl-C reaches a process with the default handler and
+    the signal unblocked, so restore that."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @pytest.mark.slow
