@@ -64,7 +64,7 @@ def train(recipe: str | None = None, *, config: str | os.PathLike | None = None,
     """
     import dataclasses
 
-    from labkit import training
+    from labkit._startup import import_tensorflow
     from labkit.config import TrainConfig, resolve_train_config
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"recipe"}
@@ -74,12 +74,18 @@ def train(recipe: str | None = None, *, config: str | os.PathLike | None = None,
     flags = {k: v for k, v in options.items() if k in fields}
     resolved = resolve_train_config(recipe=recipe, config_file=config, flags=flags,
                                     hparams=hparams, data_options=data_options)
+    import_tensorflow()  # quietly, as the CLI does
+    from labkit import training
+
     return training.train(resolved, echo)
 
 
 def evaluate(run: Run | str | os.PathLike, data_dir: str | None = None) -> dict:
     """Evaluate a run on its test split, as ``labkit evaluate`` does; returns the report (also
     saved in the run directory)."""
+    from labkit._startup import import_tensorflow
+
+    import_tensorflow()
     from labkit.evaluation import evaluate as evaluate_run
 
     return evaluate_run(getattr(run, "path", run), data_dir)
