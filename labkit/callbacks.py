@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from labkit import checkpoint, files, plots, runs
+from labkit import checkpoint, files, plots, runs, tasks
 
 if TYPE_CHECKING:
     from labkit.config import TrainConfig
@@ -140,7 +140,8 @@ class RunRecorder(keras.callbacks.Callback):
 
     def _improves(self, value: float) -> bool:
         best = self.best["value"]
-        return best is None or (value > best if "accuracy" in self.monitor else value < best)
+        return best is None or (value > best if tasks.higher_is_better(self.monitor)
+                                else value < best)
 
     def _checkpoint(self, best: bool = False) -> None:
         """last.keras with the state to resume from; also best.keras (written first) if

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -13,6 +14,7 @@ from labkit.config import MONITORS, TrainConfig
 from labkit.errors import LabkitError
 from labkit.lecture import LAB_SEED
 from labkit.optim import OPTIMIZERS
+from labkit.tasks import TASKS
 
 # `labkit train`'s defaults for the help texts: TrainConfig defines them; nothing here repeats them.
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
@@ -140,7 +142,11 @@ def describe(recipe, dataset, summary, assignments):
               help="Print the fully resolved config as JSON and exit without training.")
 @click.option("--resume", "resume_run", metavar="RUN",
               help="Continue the interrupted run directory RUN from its last finished epoch.")
-@click.option("--dataset", help="Dataset name (see `labkit data`)." + default("dataset"))
+@click.option("--dataset", help="Dataset name (see `labkit data`) or a path to an .npz file."
+                                + default("dataset"))
+@click.option("--task", type=click.Choice(list(TASKS)),
+              help="What the model predicts.  [default: the dataset's; on two classes "
+                   "classification and binary may replace each other]")
 @click.option("--data-dir", help="TFDS data directory (else $TFDS_DATA_DIR).")
 @click.option("--data-option", "data_assignments", multiple=True, metavar="KEY=VALUE",
               help="Dataset option, repeatable: --data-option noise=0.2 (Playground sets).")
@@ -252,8 +258,10 @@ def _train_and_report(echo, config=None, resume_run=None) -> None:
         restored = metrics.get("restored_epoch")
         click.echo(f"  early stopping at epoch {metrics['stopped_epoch']}"
                    + (f"; weights restored from epoch {restored}" if restored else ""))
-    for key in ("final_accuracy", "final_val_accuracy", "best_val_accuracy", "test_accuracy"):
-        if key in metrics:
+    shown = [k for k in metrics if k.startswith(("final_", "test_")) and k != "final_lr"
+             and "loss" not in k] + ["best_val_accuracy"] * ("best_val_accuracy" in metrics)
+    for key in sorted(shown, key=lambda k: (k.startswith("test_"), k.startswith("best_"))):
+        if isinstance(metrics[key], float):
             click.echo(f"  {key:<20} {metrics[key]:.4f}")
 
 
@@ -277,13 +285,28 @@ def evaluate(run, data_dir):
     from labkit.evaluation import evaluate as run_evaluation
 
     result = run_evaluation(run, data_dir)
-    click.echo(f"test_accuracy  {result['test_accuracy']:.4f}\n"
-               f"test_loss      {result['test_loss']:.4f}\n"
-               f"examples       {result['num_examples']}\n")
-    for name, accuracy in result.get("members", {}).items():
-        click.echo(f"{name:<14} test_accuracy {accuracy:.4f}")
+    tested = sorted((k for k in result if k.startswith("test_")), key=lambda k: k == "test_loss")
+    for key in tested:
+        click.echo(f"{key:<14} {result[key]:.4f}")
+    click.echo(f"{'examples':<14} {result['num_examples']}\n")
     if "members" in result:
-        click.echo(f"{'ensemble':<14} test_accuracy {result['test_accuracy']:.4f}\n")
+        metric = f"test_{result['members_metric']}"
+        for name, value in result["members"].items():
+            click.echo(f"{name:<14} {metric} {value:.4f}")
+        click.echo(f"{'ensemble':<14} {metric} {result[metric]:.4f}\n")
+    if "confusion_matrix" in result:
+        _echo_confusion(result)
+    if result.get("auc") is not None:
+        click.echo(f"ROC AUC {result['auc']:.4f}")
+    for label, scores in result.get("per_label", {}).items():
+        auc = "-" if scores["auc"] is None else f"{scores['auc']:.4f}"
+        click.echo(f"{label:<20} accuracy {scores['accuracy']:.4f}  AUC {auc}")
+    if result["task"] == "regression":
+        click.echo(f"mse {result['mse']:.4g}  mae {result['mae']:.4g}  R² {result['r2']:.4f}\n"
+                   f"plot: {Path(run) / 'predicted_vs_true.png'}")
+
+
+def _echo_confusion(result: dict) -> None:
     names = result["class_names"]
     width = max(5, *(len(n) for n in names)) + 1
     click.echo("confusion matrix (rows: true, columns: predicted)")

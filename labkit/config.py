@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import augment, data, optim, options, registry
+from labkit import augment, data, optim, options, registry, tasks
 from labkit.errors import LabkitError
 
 
@@ -26,6 +26,7 @@ class TrainConfig:
     recipe: str
     hparams: dict[str, Any] = field(default_factory=dict)  # recipe hyperparameters (--set)
     dataset: str = "digits"
+    task: str | None = None  # None: the dataset's; binary and classification swap on 2 classes
     data_dir: str | None = None  # TFDS data directory
     data_options: dict[str, Any] = field(default_factory=dict)  # e.g. Playground noise
     epochs: int = 10  # R keras's fit() default; Python's is 1
@@ -65,6 +66,7 @@ class TrainConfig:
         recipe = registry.get_recipe(self.recipe)
         recipe.check_hyperparameters(self.hparams)
         spec = data.catalog_spec(self.dataset)
+        task = resolve_task(self.task, spec)
         if not recipe.accepts(spec.input_shape):
             raise LabkitError(
                 f"Recipe {self.recipe!r} takes {recipe.inputs} inputs; dataset {self.dataset!r} "
@@ -94,14 +96,17 @@ class TrainConfig:
             raise LabkitError("--tensorboard needs the tensorboard package: "
                               "pip install tensorboard")
         monitor = self.monitor or ("val_loss" if self.validation_split else "loss")
-        if monitor not in MONITORS:
-            raise LabkitError(f"--monitor must be one of {', '.join(MONITORS)}. "
-                              f"Received: {monitor!r}")
+        if monitor not in tasks.monitors(task):
+            raise LabkitError(f"--monitor {monitor} is not measured in a {task} run; choose one "
+                              f"of {', '.join(tasks.monitors(task))}.")
         if monitor.startswith("val_") and not self.validation_split:
             raise LabkitError(f"--monitor {monitor} needs validation data; --validation-split "
                               "is 0. Use --monitor loss or accuracy.")
+        if self.class_weight not in (None, "none", "") and task not in ("classification", "binary"):
+            raise LabkitError(f"--class-weight applies to classification and binary tasks, not "
+                              f"{task}.")
         resolved = dataclasses.replace(
-            self, hparams={**recipe.hyperparameters, **self.hparams},
+            self, task=task, hparams={**recipe.hyperparameters, **self.hparams},
             learning_rate=self.learning_rate or optim.default_learning_rate(self.optimizer),
             schedule=optim.resolve_schedule(self.schedule, self.epochs), monitor=monitor,
             early_stopping=resolve_early_stopping(self.early_stopping),
@@ -122,10 +127,13 @@ class TrainConfig:
         return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
     def load_data(self, data_dir: str | None = None) -> data.Data:
-        """The dataset this config trains on, split as training splits it (``data_dir``
-        overrides the config's, e.g. when the TFDS folder moved since training)."""
-        return data.load(self.dataset, validation_split=self.validation_split,
-                         data_dir=data_dir or self.data_dir, options=self.data_options)
+        """The dataset this config trains on, split as training splits it, with the config's
+        task (``data_dir`` overrides the config's, e.g. when the TFDS folder moved)."""
+        loaded = data.load(self.dataset, validation_split=self.validation_split,
+                           data_dir=data_dir or self.data_dir, options=self.data_options)
+        if self.task and self.task != loaded.spec.task:
+            loaded.spec = dataclasses.replace(loaded.spec, task=self.task)
+        return loaded
 
     def run_name(self, now: dt.datetime | None = None) -> str:
         stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
@@ -148,8 +156,26 @@ class TrainConfig:
 
 # Keys config.json adds about the run; read back, they are ignored.
 RECORD_ONLY = {"versions", "created", "run", "derived"}
-MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+# Every metric --monitor may name; which apply depends on the task (labkit.tasks.monitors).
+MONITORS = tuple(dict.fromkeys(m for task in tasks.TASKS for m in tasks.monitors(task)
+                               if m.startswith("val_"))) + \
+    tuple(dict.fromkeys(m for task in tasks.TASKS for m in tasks.monitors(task)
+                        if not m.startswith("val_")))
 EARLY_STOPPING = {"patience": 5, "min_delta": 0.0, "restore_best": True}
+
+
+def resolve_task(value: str | None, spec: data.DatasetSpec) -> str:
+    """``--task`` checked against the data: the dataset's own task, or binary and
+    classification in place of each other on two classes."""
+    if value is None:
+        return spec.task
+    tasks.get(value)
+    swappable = {"classification", "binary"}
+    if value != spec.task and not (spec.num_classes == 2 and {value, spec.task} <= swappable):
+        unit = {"regression": "target(s)", "multilabel": "labels"}.get(spec.task, "classes")
+        raise LabkitError(f"--task {value} does not fit dataset {spec.name!r}, a {spec.task} "
+                          f"task with {spec.num_classes} {unit}.")
+    return value
 
 
 def resolve_early_stopping(value: str | dict | bool | None) -> dict[str, Any] | None:

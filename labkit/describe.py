@@ -31,7 +31,7 @@ def summary(name: str, dataset: str, values: dict[str, Any], *,
     if light_backend and not is_loaded("keras"):
         os.environ["KERAS_BACKEND"] = "numpy"
     spec = data.catalog_spec(dataset)
-    model = registry.build_checked(name, spec.input_shape, spec.num_classes, values)
+    model = registry.build_checked(name, spec.input_shape, spec.num_classes, values, spec.task)
     lines: list[str] = []
     model.summary(print_fn=lambda text, line_break=True: lines.append(text))
     return "\n".join(lines), model.count_params()

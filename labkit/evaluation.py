@@ -1,27 +1,65 @@
-"""``labkit evaluate``: test-split metrics, confusion matrix and per-class report of a run."""
+"""``labkit evaluate``: a run's test-split metrics and the report its task calls for.
+
+- classification and binary: confusion matrix and per-class precision, recall and F1 (binary:
+  threshold 0.5, and the ROC AUC);
+- multilabel: accuracy and ROC AUC per label;
+- regression: mean squared and absolute error and R² per target, and a predicted-vs-true plot.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from labkit import files, runs, tasks
+from labkit import files, plots, runs, tasks
 from labkit.config import TrainConfig
 from labkit.data import pipeline
 from labkit.errors import LabkitError
 
-EVALUATION, CONFUSION, REPORT = (
-    "evaluation.json", "confusion_matrix.csv", "classification_report.txt")
+EVALUATION, CONFUSION, REPORT, SCATTER = (
+    "evaluation.json", "confusion_matrix.csv", "classification_report.txt",
+    "predicted_vs_true.png")
+THRESHOLD = 0.5  # a sigmoid output at or above it counts as the positive class / label
 
 
-def report(y_true: np.ndarray, probabilities: np.ndarray, class_names) -> dict:
-    """Confusion matrix and the per-class report (precision, recall, F1) from predicted
-    probabilities."""
+def report(task: str, y_true: np.ndarray, outputs: np.ndarray, class_names=()) -> dict:
+    """What ``task``'s evaluation shows, from the true labels and the model's outputs."""
+    if task == "classification":
+        return _classes(y_true, outputs.argmax(axis=1), outputs.shape[1], class_names)
+    if task == "binary":
+        from sklearn.metrics import roc_auc_score
+
+        scores = outputs[:, 0]
+        result = _classes(y_true, (scores >= THRESHOLD).astype("int64"), 2, class_names)
+        result["auc"] = float(roc_auc_score(y_true, scores)) if len(np.unique(y_true)) == 2 \
+            else None
+        return result
+    if task == "multilabel":
+        from sklearn.metrics import roc_auc_score
+
+        names = list(class_names) or [str(i) for i in range(y_true.shape[1])]
+        per_label = {}
+        for i, name in enumerate(names):
+            truth, scores = y_true[:, i], outputs[:, i]
+            auc = float(roc_auc_score(truth, scores)) if len(np.unique(truth)) == 2 else None
+            per_label[name] = {"accuracy": float(((scores >= THRESHOLD) == truth).mean()),
+                               "auc": auc}
+        return {"num_examples": int(len(y_true)), "labels": names, "per_label": per_label}
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    truth = y_true.reshape(len(y_true), -1)
+    return {"num_examples": int(len(y_true)),
+            "mse": float(mean_squared_error(truth, outputs)),
+            "mae": float(mean_absolute_error(truth, outputs)),
+            "r2": float(r2_score(truth, outputs))}
+
+
+def _classes(y_true, y_pred, num_classes: int, class_names) -> dict:
+    """Confusion matrix and the per-class report (precision, recall, F1)."""
     from sklearn.metrics import classification_report, confusion_matrix
 
-    labels = list(range(probabilities.shape[1]))
+    labels = list(range(num_classes))
     names = list(class_names) or [str(i) for i in labels]
-    y_pred = probabilities.argmax(axis=1)
     return {
         "num_examples": int(len(y_true)),
         "class_names": names,
@@ -33,34 +71,51 @@ def report(y_true: np.ndarray, probabilities: np.ndarray, class_names) -> dict:
     }
 
 
-def evaluate(run_path, data_dir: str | None = None) -> dict:
-    """Evaluate a run on its test split and save evaluation.json, confusion_matrix.csv and
-    classification_report.txt in the run directory. Returns the report.
+def headline(task: str, y_true: np.ndarray, outputs: np.ndarray) -> tuple[str, float]:
+    """One number to compare models of ``task`` by: accuracy, or the mean absolute error."""
+    if task == "classification":
+        return "accuracy", float((outputs.argmax(axis=1) == y_true).mean())
+    if task in ("binary", "multilabel"):
+        predicted = (outputs >= THRESHOLD).reshape(y_true.shape)
+        return "accuracy", float((predicted == y_true).mean())
+    return "mae", float(np.abs(outputs - y_true.reshape(outputs.shape)).mean())
 
-    ``test_loss`` and ``test_accuracy`` are the compiled model's, computed as training computes
-    them (:func:`labkit.tasks.evaluate_split`); the loss includes the weight penalties, like
-    history.csv's ``val_loss``.
+
+def evaluate(run_path, data_dir: str | None = None) -> dict:
+    """Evaluate a run on its test split and save evaluation.json (and the confusion matrix and
+    classification report, or the predicted-vs-true plot) in the run directory. Returns the
+    report.
+
+    ``test_loss`` and the other ``test_*`` metrics are the compiled model's, computed as training
+    computes them (:func:`labkit.tasks.evaluate_split`); the loss includes the weight penalties,
+    like history.csv's ``val_loss``.
     """
     run = runs.open_run(run_path)
     loaded = TrainConfig.from_dict(run.config).load_data(data_dir)
     if loaded.test is None:
         raise LabkitError(f"Dataset {loaded.spec.name!r} has no test split.")
+    task = loaded.spec.task
     model = runs.load_model(run)
     x, y = pipeline.arrays(loaded.test, scale=loaded.spec.scale)
-    result = tasks.evaluate_split(model, (x, y))
-    result.update(report(y, model.predict(x, verbose=0), loaded.spec.class_names))
+    result = {"task": task, **tasks.evaluate_split(model, (x, y))}
+    outputs = model.predict(x, verbose=0)
+    result.update(report(task, y, outputs, loaded.spec.class_names))
     members = [layer for layer in model.layers if layer.name.startswith("member_")]
-    if members:  # an ensemble: each member's accuracy beside the ensemble's
-        result["members"] = {m.name: float((m.predict(x, verbose=0).argmax(1) == y).mean())
-                             for m in members}
+    if members:  # an ensemble: each member's score beside the ensemble's
+        scores = {m.name: headline(task, y, m.predict(x, verbose=0)) for m in members}
+        result["members_metric"] = headline(task, y, outputs)[0]
+        result["members"] = {name: value for name, (_, value) in scores.items()}
+    if task == "regression":
+        plots.predicted_vs_true(y, outputs, run.file(SCATTER))
     save(run, result)
     return result
 
 
 def save(run: runs.Run, result: dict) -> None:
-    names = result["class_names"]
-    matrix = pd.DataFrame(result["confusion_matrix"], index=names, columns=names)
-    matrix.index.name = "true \\ predicted"
-    files.write_text(run.file(CONFUSION), matrix.to_csv())
-    files.write_text(run.file(REPORT), result["report_text"])
+    if "confusion_matrix" in result:
+        names = result["class_names"]
+        matrix = pd.DataFrame(result["confusion_matrix"], index=names, columns=names)
+        matrix.index.name = "true \\ predicted"
+        files.write_text(run.file(CONFUSION), matrix.to_csv())
+        files.write_text(run.file(REPORT), result["report_text"])
     files.write_json(run.file(EVALUATION), {k: v for k, v in result.items() if k != "report_text"})

@@ -65,12 +65,13 @@ def curves(history: pd.DataFrame, path: str | Path) -> None:
 
 
 def boundary_grid(model, limit: float = GRID_LIMIT, size: int = GRID_SIZE):
-    """The model's output over a grid, as the Playground shows it: 2·P(blue) − 1 in [−1, 1]."""
+    """The model's output over a grid, as the Playground shows it: 2·P(blue) − 1 in [−1, 1]
+    (P(blue) is the second softmax unit, or the one sigmoid unit of a binary head)."""
     axis = np.linspace(-limit, limit, size, dtype="float32")
     xx, yy = np.meshgrid(axis, axis)
     points = np.stack([xx.ravel(), yy.ravel()], axis=1)
     probabilities = model.predict(points, batch_size=4096, verbose=0)
-    return xx, yy, (2 * probabilities[:, 1] - 1).reshape(xx.shape)
+    return xx, yy, (2 * probabilities[:, -1] - 1).reshape(xx.shape)
 
 
 def decision_boundary(model, loaded, path: str | Path) -> None:
@@ -87,4 +88,25 @@ def decision_boundary(model, loaded, path: str | Path) -> None:
     ax.set(xlim=(-GRID_LIMIT, GRID_LIMIT), ylim=(-GRID_LIMIT, GRID_LIMIT), aspect="equal",
            title=f"{loaded.spec.name} (edges: white train, black test)")
     fig.colorbar(mesh, ax=ax, ticks=[-1, 0, 1])
+    save(fig, path)
+
+
+SCATTER_POINTS = 2000  # a regression plot shows at most this many test examples
+
+
+def predicted_vs_true(y_true, outputs, path: str | Path) -> None:
+    """A regression run's predictions against the true targets (one panel per target), with
+    the diagonal where they agree."""
+    truth = np.asarray(y_true, dtype="float64").reshape(len(y_true), -1)
+    predicted = np.asarray(outputs, dtype="float64").reshape(truth.shape)
+    targets = truth.shape[1]
+    fig, axes = figure(targets, size=(4.2, 4.0))
+    for i, ax in enumerate(axes[0]):
+        t, p = truth[:SCATTER_POINTS, i], predicted[:SCATTER_POINTS, i]
+        low, high = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+        ax.scatter(t, p, s=8, alpha=0.6)
+        ax.plot([low, high], [low, high], color="grey", linewidth=1)
+        ax.set(xlabel="true", ylabel="predicted",
+               title="predicted vs true" + (f" (target {i})" if targets > 1 else ""))
+        ax.grid(alpha=0.3)
     save(fig, path)

@@ -22,8 +22,9 @@ from labkit.options import did_you_mean
 
 _REGISTRY: dict[str, Recipe] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# Arguments every build function takes that are not hyperparameters.
-STRUCTURAL = ("input_shape", "num_classes")
+# Arguments every build function takes that are not hyperparameters: build(input_shape,
+# num_classes, task="classification", *, hyperparameters...); the task picks the head.
+STRUCTURAL = ("input_shape", "num_classes", "task")
 
 
 class UnknownRecipeError(LabkitError, KeyError):
@@ -138,10 +139,11 @@ def build(name: str, **kwargs: Any):
     return get_recipe(name).build(**kwargs)
 
 
-def build_checked(name: str, input_shape: tuple, num_classes: int, hparams: dict[str, Any]):
+def build_checked(name: str, input_shape: tuple, num_classes: int, hparams: dict[str, Any],
+                  task: str = "classification"):
     """:func:`build` for a command: a hyperparameter the recipe rejects (its ``ValueError`` or
     ``TypeError``) becomes a :class:`LabkitError`, one ``Error:`` line."""
     try:
-        return build(name, input_shape=input_shape, num_classes=num_classes, **hparams)
+        return build(name, input_shape=input_shape, num_classes=num_classes, task=task, **hparams)
     except (ValueError, TypeError) as err:
         raise LabkitError(str(err)) from None

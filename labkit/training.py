@@ -201,7 +201,7 @@ def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
 def build_model(config: TrainConfig, spec: data.DatasetSpec):
     """The recipe's model for ``spec``; a hyperparameter the recipe rejects is a LabkitError."""
     return registry.build_checked(config.recipe, spec.input_shape, spec.num_classes,
-                                  config.hparams)
+                                  config.hparams, spec.task)
 
 
 def compile_model(model, config: TrainConfig, task: str = "classification",

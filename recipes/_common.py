@@ -160,9 +160,23 @@ class LayerOptions:
         }
 
 
+# The output layer's activation for each task (labkit.tasks has the matching losses and metrics).
+HEADS = {"classification": "softmax", "binary": "sigmoid", "multilabel": "sigmoid",
+         "regression": "linear"}
+
+
+def output_layer(x, num_classes: int, task: str = "classification", **kwargs):
+    """The ``predictions`` layer for ``task``: a softmax over ``num_classes`` classes, one sigmoid
+    unit (binary, as ``layer_dense(units = 1, activation = "sigmoid")``), a sigmoid per label
+    (multilabel) or a linear unit per target (regression). ``kwargs`` go to the Dense layer."""
+    units = 1 if task == "binary" else num_classes
+    return keras.layers.Dense(units, activation=HEADS[task], name="predictions", **kwargs)(x)
+
+
 def dense_head(x, num_classes: int, units: Sequence[int], dropout: Sequence[float],
-               activation: str, batch_norm: bool, options: LayerOptions):
-    """Dense layers ``fc1..fcN`` then the softmax ``predictions`` layer.
+               activation: str, batch_norm: bool, options: LayerOptions,
+               task: str = "classification"):
+    """Dense layers ``fc1..fcN`` then the task's ``predictions`` layer (:func:`output_layer`).
 
     ``dropout`` holds one rate per dense layer (hidden ones and the output), applied to that
     layer's input, so a single rate reproduces the course's flatten → dropout → softmax.
@@ -176,14 +190,25 @@ def dense_head(x, num_classes: int, units: Sequence[int], dropout: Sequence[floa
         x = keras.layers.Activation(activation, name=f"fc{i}_{activation}")(x)
     if dropout[-1]:
         x = keras.layers.Dropout(dropout[-1], name="predictions_dropout")(x)
-    return keras.layers.Dense(num_classes, activation="softmax", name="predictions",
-                              **options.kwargs())(x)
+    return output_layer(x, num_classes, task, **options.kwargs())
 
 
-def check_common(*, num_classes: int, activation: str, batch_norm: Any) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError("`num_classes` must be an integer >= 2. "
+def check_task(task: str, num_classes: int) -> None:
+    """``task`` is known and ``num_classes`` fits it: >= 2 classes for classification, 1 or 2
+    for binary (one sigmoid unit either way), >= 1 label or target otherwise."""
+    check_choice("task", task, HEADS)
+    minimum = 2 if task == "classification" else 1
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < minimum:
+        raise ValueError(f"`num_classes` must be an integer >= {minimum} for task={task!r}. "
                          f"Received: num_classes={num_classes!r}")
+    if task == "binary" and num_classes > 2:
+        raise ValueError("A binary head is one sigmoid unit for two classes. "
+                         f"Received: num_classes={num_classes}")
+
+
+def check_common(*, num_classes: int, activation: str, batch_norm: Any,
+                 task: str = "classification") -> None:
+    check_task(task, num_classes)
     check_choice("activation", activation, ACTIVATIONS)
     if not isinstance(batch_norm, bool):
         raise ValueError(f"`batch_norm` must be true or false. Received: batch_norm={batch_norm!r}")

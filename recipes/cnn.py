@@ -24,7 +24,8 @@ PADDING = ("valid", "same")
 
 @recipe("cnn", summary="2-D CNN: [conv → pool] blocks → dense layers → softmax",
         topic=(19, 20, 21), inputs="image")
-def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=3, padding="same",
+def build(input_shape, num_classes, task="classification", *,
+          filters=(32, 64), kernel_size=3, padding="same",
           strides=1, pooling="max", pool_size=2, dense_units=(), dropout=0.5, activation="relu",
           batch_norm=False, l1=0.0, l2=0.0, kernel_initializer="glorot_uniform",
           bias_initializer="zeros"):
@@ -92,7 +93,8 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=3, padding=
     check_positive_ints("pool_size", pool_size)
     dense_units = as_list(dense_units)
     check_positive_ints("dense_units", dense_units, allow_empty=True)
-    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)
+    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm,
+                 task=task)
     dropout = per_layer("dropout", dropout, len(dense_units) + 1)
     check_rates("dropout", dropout)
     if len(input_shape) != 3:
@@ -114,7 +116,8 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=3, padding=
         x = conv_block(x, block, conv, batch_norm=batch_norm, activation=activation,
                        pooling=pooling[i], pool_size=pool_size[i], dims=2)
     x = keras.layers.Flatten(name="flatten")(x)
-    outputs = dense_head(x, num_classes, dense_units, dropout, activation, batch_norm, options)
+    outputs = dense_head(x, num_classes, dense_units, dropout, activation, batch_norm, options,
+                         task)
     return keras.Model(inputs, outputs, name="cnn")
 
 

@@ -21,7 +21,8 @@ keras = lazy_import("keras")
 
 @recipe("cnn1d", summary="1-D CNN for sequences: [conv1d → pool] blocks → global pool → softmax",
         topic=13, detail="1-D grids: time series", inputs="sequence")
-def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=5, padding="same",
+def build(input_shape, num_classes, task="classification", *,
+          filters=(32, 64), kernel_size=5, padding="same",
           pooling="max", pool_size=2, dense_units=(), dropout=0.0, activation="relu",
           batch_norm=False, l1=0.0, l2=0.0, kernel_initializer="glorot_uniform",
           bias_initializer="zeros"):
@@ -69,7 +70,8 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=5, padding=
         check_choice("pooling", q, ("max", "average", "none"))
     dense_units = as_list(dense_units)
     check_positive_ints("dense_units", dense_units, allow_empty=True)
-    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)
+    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm,
+                 task=task)
     dropout = per_layer("dropout", dropout, len(dense_units) + 1)
     check_rates("dropout", dropout)
     steps = input_shape[0]
@@ -92,5 +94,6 @@ def build(input_shape, num_classes, *, filters=(32, 64), kernel_size=5, padding=
         x = conv_block(x, block, conv, batch_norm=batch_norm, activation=activation,
                        pooling=pooling[i], pool_size=pool_size[i], dims=1)
     x = keras.layers.GlobalAveragePooling1D(name="global_pool")(x)
-    outputs = dense_head(x, num_classes, dense_units, dropout, activation, batch_norm, options)
+    outputs = dense_head(x, num_classes, dense_units, dropout, activation, batch_norm, options,
+                         task)
     return keras.Model(inputs, outputs, name="cnn1d")

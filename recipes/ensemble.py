@@ -21,7 +21,8 @@ def _member_phases(hparams: dict, epochs: int) -> list[Phase]:
 @recipe("ensemble", summary="K members of a recipe from different start values; mean probability",
         topic=11,
         detail="ensembles of several start values", phases=_member_phases)
-def build(input_shape, num_classes, *, member="cnn", k=3, member_hparams=None):
+def build(input_shape, num_classes, task="classification", *,
+          member="cnn", k=3, member_hparams=None):
     """An ensemble: ``k`` copies of recipe ``member``, each built from its own random start
     values and trained separately; the prediction is the mean of their probabilities.
 
@@ -52,7 +53,7 @@ def build(input_shape, num_classes, *, member="cnn", k=3, member_hparams=None):
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     outputs = []
     for i in range(1, k + 1):
-        net = build_recipe(member, input_shape=input_shape, num_classes=num_classes,
+        net = build_recipe(member, input_shape=input_shape, num_classes=num_classes, task=task,
                            **member_hparams)  # each draws fresh start values from the RNG
         outputs.append(keras.Model(net.input, net.output, name=f"member_{i}")(inputs))
     average = keras.layers.Average(name="predictions") if k > 1 else \

@@ -19,7 +19,8 @@ keras = lazy_import("keras")
 
 @recipe("mlp", summary="Dense net: flatten → dense layers → softmax",
         topic=(1, 5), detail="the course's MNIST dense net")
-def build(input_shape, num_classes, *, units=(512,), activation="relu", dropout=0.0,
+def build(input_shape, num_classes, task="classification", *,
+          units=(512,), activation="relu", dropout=0.0,
           batch_norm=False, l1=0.0, l2=0.0, kernel_initializer="glorot_uniform",
           bias_initializer="zeros"):
     """Dense network: flatten the input, hidden dense layers, a softmax output.
@@ -53,7 +54,8 @@ def build(input_shape, num_classes, *, units=(512,), activation="relu", dropout=
     """
     units = as_list(units)
     check_positive_ints("units", units, allow_empty=True)
-    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)
+    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm,
+                 task=task)
     dropout = per_layer("dropout", dropout, len(units) + 1)
     check_rates("dropout", dropout)
     options = LayerOptions(len(units) + 1, l1=l1, l2=l2, kernel_initializer=kernel_initializer,
@@ -61,5 +63,5 @@ def build(input_shape, num_classes, *, units=(512,), activation="relu", dropout=
 
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
-    outputs = dense_head(x, num_classes, units, dropout, activation, batch_norm, options)
+    outputs = dense_head(x, num_classes, units, dropout, activation, batch_norm, options, task)
     return keras.Model(inputs, outputs, name="mlp")

@@ -25,7 +25,8 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")  # the Playground's choices
         topic=0, detail="playground.tensorflow.org", inputs="points",
         train_defaults={"optimizer": "sgd", "learning_rate": 0.03, "batch_size": 10,
                         "epochs": 100, "validation_split": 0.0})
-def build(input_shape, num_classes, *, features=("x1", "x2"), hidden=(4, 2), activation="tanh",
+def build(input_shape, num_classes, task="classification", *,
+          features=("x1", "x2"), hidden=(4, 2), activation="tanh",
           regularization="none", regularization_rate=0.0, kernel_initializer="glorot_uniform",
           bias_initializer="zeros"):
     """The Playground's network on its 2-D datasets.
@@ -71,10 +72,11 @@ def build(input_shape, num_classes, *, features=("x1", "x2"), hidden=(4, 2), act
     check_choice("activation", activation, ACTIVATIONS)
     check_choice("regularization", regularization, ("none", "l1", "l2"))
     check_penalties("regularization_rate", [regularization_rate])
-    if tuple(input_shape) != (2,) or num_classes != 2:
+    if tuple(input_shape) != (2,) or num_classes != 2 or task not in ("classification", "binary"):
         raise ValueError("The playground recipe takes the 2-D Playground sets (circle, xor, gauss, "
-                         f"spiral). Received: input_shape={tuple(input_shape)}, "
-                         f"num_classes={num_classes}")
+                         f"spiral) as a classification or binary task. Received: "
+                         f"input_shape={tuple(input_shape)}, num_classes={num_classes}, "
+                         f"task={task!r}")
     rate = regularization_rate if regularization != "none" else 0.0
     options = LayerOptions(len(hidden) + 1, l1=rate if regularization == "l1" else 0.0,
                            l2=rate if regularization == "l2" else 0.0,
@@ -82,5 +84,5 @@ def build(input_shape, num_classes, *, features=("x1", "x2"), hidden=(4, 2), act
 
     inputs = keras.Input(shape=(2,), name="inputs")
     x = custom.PlaygroundFeatures(features, name="features")(inputs)
-    outputs = dense_head(x, 2, hidden, [0.0] * (len(hidden) + 1), activation, False, options)
+    outputs = dense_head(x, 2, hidden, [0.0] * (len(hidden) + 1), activation, False, options, task)
     return keras.Model(inputs, outputs, name="playground")

@@ -19,7 +19,8 @@ keras = lazy_import("keras")
 @recipe("resnet", summary="Small residual net: stem conv → residual stages → global pool → softmax",
         topic=12,
         detail="residual nets, skip connections", inputs="image")
-def build(input_shape, num_classes, *, blocks=(2, 2), width=16, skip=True, activation="relu",
+def build(input_shape, num_classes, task="classification", *,
+          blocks=(2, 2), width=16, skip=True, activation="relu",
           batch_norm=True, dropout=0.0, l1=0.0, l2=0.0, kernel_initializer="he_normal",
           bias_initializer="zeros"):
     """Residual network: a 3×3 stem, then stages of two-conv residual blocks.
@@ -56,7 +57,8 @@ def build(input_shape, num_classes, *, blocks=(2, 2), width=16, skip=True, activ
     blocks = as_list(blocks)
     check_positive_ints("blocks", blocks)
     check_positive_ints("width", [width])
-    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)
+    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm,
+                 task=task)
     check_rates("dropout", [dropout])
     if not isinstance(skip, bool):
         raise ValueError(f"`skip` must be true or false. Received: skip={skip!r}")
@@ -87,6 +89,6 @@ def build(input_shape, num_classes, *, blocks=(2, 2), width=16, skip=True, activ
                 y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
             x = keras.layers.Activation(activation, name=f"{name}_out")(y)
     x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
-    outputs = dense_head(x, num_classes, [], [dropout], activation, False, options)
+    outputs = dense_head(x, num_classes, [], [dropout], activation, False, options, task)
     return keras.Model(inputs, outputs, name="resnet" if skip else "plain")
 

@@ -6,7 +6,7 @@ import os
 
 from labkit._lazy import lazy_import
 from labkit.registry import recipe
-from recipes._common import as_list, check_positive_ints
+from recipes._common import as_list, check_positive_ints, check_task, output_layer
 
 keras = lazy_import("keras")
 
@@ -15,7 +15,8 @@ keras = lazy_import("keras")
         summary="A trained labkit run as start values; new head, freeze all/none/up to a layer",
         topic=12,
         detail="transfer learning: pretrained weights as start values")
-def build(input_shape, num_classes, *, base=None, freeze="all", dense_units=()):
+def build(input_shape, num_classes, task="classification", *,
+          base=None, freeze="all", dense_units=()):
     """Reuse a trained model on another dataset: keep its layers, replace its ``predictions``.
 
     Reference: lecture topic 12 ("pretrained networks as start values, good on small data").
@@ -51,6 +52,7 @@ def build(input_shape, num_classes, *, base=None, freeze="all", dense_units=()):
                          f"Received: base={base!r}")
     dense_units = as_list(dense_units)
     check_positive_ints("dense_units", dense_units, allow_empty=True)
+    check_task(task, num_classes)
     import recipes._layers  # noqa: F401  registers the custom layers a saved model may use
 
     old = keras.models.load_model(path, compile=False)
@@ -70,5 +72,5 @@ def build(input_shape, num_classes, *, base=None, freeze="all", dense_units=()):
     x = old.get_layer("predictions").input
     for i, units in enumerate(dense_units, start=1):
         x = keras.layers.Dense(units, activation="relu", name=f"transfer_fc{i}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = output_layer(x, num_classes, task)
     return keras.Model(old.input, outputs, name="transfer")

@@ -14,6 +14,7 @@ from recipes._common import (
     check_positive_ints,
     check_rates,
     dense_head,
+    output_layer,
     per_layer,
 )
 
@@ -27,7 +28,8 @@ MIN_SIZE = 32  # keras.applications.VGG16's smallest input without its top
 
 @recipe("vgg16", summary="VGG16 from scratch: 5 conv blocks, max pooling, 2 dense layers",
         topic=22, detail="VGG16 data flow", inputs="image")
-def build(input_shape, num_classes, *, width=1.0, dense_units=(4096, 4096), dropout=0.5,
+def build(input_shape, num_classes, task="classification", *,
+          width=1.0, dense_units=(4096, 4096), dropout=0.5,
           activation="relu", batch_norm=False, l1=0.0, l2=0.0,
           kernel_initializer="glorot_uniform", bias_initializer="zeros"):
     """The VGG16 of the lecture's figure: blocks of 3×3 convs (64, 128, 256, 512, 512 filters; 2,
@@ -65,7 +67,8 @@ def build(input_shape, num_classes, *, width=1.0, dense_units=(4096, 4096), drop
         raise ValueError(f"`width` must be in (0, 4]. Received: width={width!r}")
     dense_units = [max(1, round(u * width)) for u in as_list(dense_units)]
     check_positive_ints("dense_units", dense_units, allow_empty=True)
-    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm)
+    check_common(num_classes=num_classes, activation=activation, batch_norm=batch_norm,
+                 task=task)
     dropout = per_layer("dropout", dropout, len(dense_units) + 1)
     check_rates("dropout", dropout)
     options = LayerOptions(13 + len(dense_units) + 1, l1=l1, l2=l2,
@@ -82,7 +85,8 @@ def build(input_shape, num_classes, *, width=1.0, dense_units=(4096, 4096), drop
             x = keras.layers.Activation(activation, name=f"block{b}_conv{i}_{activation}")(x)
         x = keras.layers.MaxPooling2D(2, padding="same", name=f"block{b}_pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    outputs = dense_head(x, num_classes, dense_units, dropout, activation, batch_norm, options)
+    outputs = dense_head(x, num_classes, dense_units, dropout, activation, batch_norm, options,
+                         task)
     return keras.Model(inputs, outputs, name="vgg16")
 
 
@@ -124,7 +128,8 @@ def _split_base_head(model):
         summary="Pretrained VGG16 conv base + new head: feature extraction, then fine-tuning",
         topic=(12, 22), detail="transfer learning", inputs="image",
         phases=_transfer_phases, train_defaults={"optimizer": "rmsprop", "learning_rate": 2e-5})
-def build_transfer(input_shape, num_classes, *, weights="imagenet", dense_units=256, dropout=0.5,
+def build_transfer(input_shape, num_classes, task="classification", *,
+                   weights="imagenet", dense_units=256, dropout=0.5,
                    fine_tune_from="block5_conv1", fine_tune_epochs=0,
                    fine_tune_learning_rate=1e-5, image_size=None):
     """The course lab's transfer learning with ``keras.applications.VGG16`` as conv base.
@@ -162,7 +167,7 @@ def build_transfer(input_shape, num_classes, *, weights="imagenet", dense_units=
     Example:
         >>> model = build_transfer((150, 150, 3), 2, weights="none")
     """
-    check_common(num_classes=num_classes, activation="relu", batch_norm=False)
+    check_common(num_classes=num_classes, activation="relu", batch_norm=False, task=task)
     check_positive_ints("dense_units", [dense_units])
     check_rates("dropout", [dropout])
     check_positive_ints("fine_tune_epochs", [fine_tune_epochs + 1])
@@ -197,7 +202,7 @@ def build_transfer(input_shape, num_classes, *, weights="imagenet", dense_units=
     x = keras.layers.Dense(dense_units, activation="relu", name="fc1")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="predictions_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = output_layer(x, num_classes, task)
     return keras.Model(inputs, outputs, name="vgg16_transfer")
 
 

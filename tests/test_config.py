@@ -142,7 +142,8 @@ def test_bad_training_options_are_one_error_line_before_training(cli, tmp_path, 
 
 @pytest.mark.parametrize(("option", "value", "choices"), [
     ("--optimizer", "adagrad", "'sgd', 'momentum', 'nesterov', 'rmsprop', 'adam'"),
-    ("--monitor", "f1", "'val_loss', 'val_accuracy', 'loss', 'accuracy'"),
+    ("--monitor", "f1", "'val_loss', 'val_accuracy', 'val_auc', 'val_mae', 'loss', 'accuracy', "
+                         "'auc', 'mae'"),
 ])
 def test_a_value_outside_the_choices_is_a_usage_error(cli, tmp_path, option, value, choices):
     result = cli("train", "mlp", "--runs-dir", tmp_path / "runs", option, value)

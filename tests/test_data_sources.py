@@ -80,7 +80,8 @@ def test_control_charts_have_six_patterns_of_sixty_steps():
 
 @pytest.mark.parametrize(("name", "options", "message"), [
     ("mnistt", None, "Unknown dataset 'mnistt'. Did you mean: mnist? Known: digits, circle, xor, "
-                     "gauss, spiral, control_charts, mnist, fashion_mnist, cifar10."),
+                     "gauss, spiral, control_charts, mnist, fashion_mnist, cifar10, or a path to "
+                     "an .npz file."),
     ("spiral", {"noise": 2}, "Dataset option `noise` must be in [0, 0.5]. Received: noise=2"),
     ("spiral", {"num_samples": 5},
      "Dataset option `num_samples` must be an integer >= 20. Received: num_samples=5"),
@@ -116,3 +117,40 @@ def test_missing_tfds_dataset_offline_says_how_to_prepare_it(tmp_path, monkeypat
     assert "tfds build fashion_mnist" in message and "--data-dir" in message
     assert message.endswith("Offline datasets: digits, circle, xor, gauss, spiral, "
                             "control_charts.")
+
+
+def test_npz_in_keras_datasets_layout_keeps_its_test_split(tmp_path):
+    x = np.arange(30 * 6 * 6, dtype=np.uint8).reshape(30, 6, 6)
+    y = np.arange(30) % 3
+    np.savez(tmp_path / "d.npz", x_train=x[:20], y_train=y[:20], x_test=x[20:], y_test=y[20:])
+    loaded = data.load(str(tmp_path / "d.npz"), validation_split=0.25)
+    assert loaded.spec.input_shape == (6, 6, 1) and loaded.spec.scale == 255
+    assert (loaded.spec.task, loaded.spec.num_classes) == ("classification", 3)
+    assert len(loaded.train[0]) == 15 and len(loaded.val[0]) == 5
+    np.testing.assert_array_equal(loaded.test[0][..., 0], x[20:])
+    assert data.catalog_spec(str(tmp_path / "d.npz")) == loaded.spec
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({"a": np.zeros(3)}, "{path} holds a; a dataset needs x_train, y_train, x_test, y_test "
+                         "(keras.datasets layout) or x, y."),
+    ({"x": np.zeros((3, 2)), "y": np.zeros(4)}, "{path}: x has 3 rows, y 4; they must match."),
+    ({"x": np.full((5, 2), np.nan), "y": np.zeros(5)},
+     "{path}: x has 10 missing (NaN) values; remove or fill them first."),
+    ({"x": np.zeros((4, 2)), "y": np.array([0, -1, 1, 0])},
+     "Class labels must be 0..k-1. Received a label -1."),
+])
+def test_bad_npz_files(tmp_path, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(LabkitError) as info:
+        data.load(str(path))
+    assert str(info.value) == message.format(path=path.resolve())
+
+
+def test_missing_or_non_npz_file(tmp_path):
+    with pytest.raises(LabkitError, match="Dataset file '.*nope.npz' does not exist."):
+        data.load(str(tmp_path / "nope.npz"))
+    (tmp_path / "text.npz").write_text("not an archive")
+    with pytest.raises(LabkitError, match=r"text.npz is not an .npz archive \(np.savez writes"):
+        data.load(str(tmp_path / "text.npz"))

@@ -38,19 +38,21 @@ class Data:
         return not isinstance(self.train, tuple)
 
 
-def split(x, y, fraction: float, seed: int = SPLIT_SEED):
-    """Stratified, seeded split of ``(x, y)`` into the rest and a ``fraction`` part (None when
-    ``fraction`` is 0)."""
+def split(x, y, fraction: float, seed: int = SPLIT_SEED, stratify: bool = True):
+    """Seeded split of ``(x, y)`` into the rest and a ``fraction`` part (None when ``fraction``
+    is 0), stratified by class unless ``stratify`` is False (regression, multi-label)."""
     if fraction == 0:
         return (x, y), None
     from sklearn.model_selection import train_test_split
 
-    x_a, x_b, y_a, y_b = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y)
+    x_a, x_b, y_a, y_b = train_test_split(x, y, test_size=fraction, random_state=seed,
+                                          stratify=y if stratify else None)
     return (x_a, y_a), (x_b, y_b)
 
 
-def train_val_test(x, y, validation_split: float, test_fraction: float = 0.2):
+def train_val_test(x, y, validation_split: float, test_fraction: float = 0.2,
+                   stratify: bool = True):
     """The fixed test part first, then validation carved from the rest: ``(train, val, test)``."""
-    rest, test = split(x, y, test_fraction)
-    train, val = split(*rest, validation_split)
+    rest, test = split(x, y, test_fraction, stratify=stratify)
+    train, val = split(*rest, validation_split, stratify=stratify)
     return train, val, test

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from labkit.data import bundled, control_charts, playground_sets, tfds
+from labkit.data import bundled, control_charts, npz, playground_sets, tfds
 from labkit.data.base import Data, DatasetSpec
 from labkit.errors import LabkitError
 from labkit.options import did_you_mean
@@ -62,12 +62,15 @@ def check_name(name: str) -> Entry:
     matches."""
     if name not in DATASETS:
         raise LabkitError(f"Unknown dataset {name!r}.{did_you_mean(name, DATASETS)} "
-                          f"Known: {', '.join(DATASETS)}.")
+                          f"Known: {', '.join(DATASETS)}, or a path to an .npz file.")
     return DATASETS[name]
 
 
 def catalog_spec(name: str) -> DatasetSpec:
-    """The spec of dataset ``name`` from the catalog, without loading anything."""
+    """The spec of dataset ``name``: from the catalog without loading anything, or read from
+    the file of a path dataset."""
+    if npz.is_npz(name):
+        return npz.spec_of(name, npz.read(name))
     entry = check_name(name)
     return DatasetSpec(name, entry.input_shape, entry.num_classes, task=entry.task)
 
@@ -77,14 +80,18 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
     """Load dataset ``name`` with a validation split carved from its training data.
 
     Args:
-        name: one of :data:`DATASETS`.
+        name: one of :data:`DATASETS`, or a path to an ``.npz`` file (see :mod:`labkit.data.npz`).
         validation_split: fraction of the training data held out for validation.
         data_dir: TFDS data directory (default: ``$TFDS_DATA_DIR`` or TFDS's own).
         options: generator options of the Playground sets: ``noise`` (0–0.5), ``num_samples``,
             ``seed``.
     """
-    entry = check_name(name)
     options = dict(options or {})
+    if npz.is_npz(name):
+        if options:
+            raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
+        return npz.load(name, validation_split)
+    entry = check_name(name)
     if options and not entry.options:
         raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
     unknown = sorted(set(options) - set(entry.options))
