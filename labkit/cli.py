@@ -85,18 +85,34 @@ def recipes(pattern):
 
 
 @main.command()
-def data():
-    """List the datasets: name, source, input shape, classes.
+@click.argument("path", required=False)
+def data(path):
+    """List the datasets (name, source, input shape, classes), or describe the dataset at PATH
+    (an .npz): task, input shape, and per split its size and class counts.
 
     \b
     Example:
       labkit data
+      labkit data houses.npz
     """
-    from labkit.data import DATASETS
+    from labkit.data import DATASETS, summarize
 
-    for name, entry in DATASETS.items():
-        click.echo(f"{name:<14} {entry.source:<10} {str(entry.input_shape):<12} "
-                   f"{entry.num_classes:>3} classes  {entry.description}")
+    if path is None:
+        for name, entry in DATASETS.items():
+            click.echo(f"{name:<14} {entry.source:<10} {str(entry.input_shape):<12} "
+                       f"{entry.num_classes:>3} classes  {entry.description}")
+        return
+    info = summarize(path)
+    unit = {"regression": "target(s)", "multilabel": "labels"}.get(info["task"], "classes")
+    click.echo(f"{info['name']}: {info['source']}, task {info['task']}, input shape "
+               f"{info['input_shape']}, {info['num_classes']} {unit}"
+               + (f", values divided by {info['scale']:g} in the model" if info["scale"] != 1
+                  else ""))
+    names = info["class_names"] or [str(i) for i in range(info["num_classes"])]
+    for split, part in info["splits"].items():
+        counts = "" if part["counts"] is None else "  " + ", ".join(
+            f"{n}: {c}" for n, c in zip(names, part["counts"], strict=True))
+        click.echo(f"  {split:<6} {part['examples']:>7} examples{counts}")
 
 
 @main.command()

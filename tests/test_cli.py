@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import error_line
@@ -156,3 +157,31 @@ def test_train_end_to_end_and_rerun_from_config(cli, tmp_path):
     assert second["epochs"] == 3 and second["hparams"] == first["hparams"]
     assert second["data_options"] == {"noise": 0.1} and second["learning_rate"] == 0.01
     assert len(pd.read_csv(tmp_path / "second" / "history.csv")) == 3
+
+
+def test_data_path_describes_an_npz_without_tensorflow(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((50, 4, 4), np.uint8), y=np.arange(50) % 2)
+    code = (
+        "import sys; from click.testing import CliRunner; from labkit.cli import main\n"
+        f"r = CliRunner().invoke(main, ['data', {str(tmp_path / 'd.npz')!r}])\n"
+        "print(r.exit_code); print(r.output, end='')\n"
+        "print('TF' if 'tensorflow' in sys.modules else 'no TF')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == [
+        "0",
+        f"{tmp_path / 'd.npz'}: npz, task binary, input shape (4, 4, 1), 2 classes, values "
+        "divided by 255 in the model",
+        "  train       32 examples  0: 16, 1: 16",
+        "  val          8 examples  0: 4, 1: 4",
+        "  test        10 examples  0: 5, 1: 5",
+        "no TF",
+    ]
+
+
+def test_data_name_of_the_catalog_points_to_the_listing(cli):
+    result = cli("data", "digits")
+    assert result.exit_code == 1
+    assert error_line(result) == ("Error: `labkit data NAME` describes path datasets; 'digits' is "
+                                  "in the catalog: run `labkit data` to list it.")

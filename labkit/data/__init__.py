@@ -13,7 +13,15 @@
 
 from labkit.data import pipeline
 from labkit.data.base import Data, DatasetSpec
-from labkit.data.catalog import DATASETS, OFFLINE, PLAYGROUND_NAMES, catalog_spec, check_name, load
+from labkit.data.catalog import (
+    DATASETS,
+    OFFLINE,
+    PLAYGROUND_NAMES,
+    catalog_spec,
+    check_name,
+    load,
+    summarize,
+)
 
 __all__ = ["DATASETS", "OFFLINE", "PLAYGROUND_NAMES", "Data", "DatasetSpec", "catalog_spec",
-           "check_name", "load", "pipeline"]
+           "check_name", "load", "pipeline", "summarize"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from labkit.data import bundled, control_charts, npz, playground_sets, tfds
 from labkit.data.base import Data, DatasetSpec
 from labkit.errors import LabkitError
@@ -101,3 +103,29 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
     if entry.source == "tfds":
         return entry.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE)
     return entry.load(name, validation_split, **options)
+
+
+def summarize(name: str, validation_split: float = 0.2) -> dict:
+    """What ``labkit data PATH`` shows of a path dataset: source, task, input shape, and per
+    split its size and class (or label) counts. Loads the data; TensorFlow is not needed."""
+    if not npz.is_npz(name):
+        check_name(name)
+        raise LabkitError(f"`labkit data NAME` describes path datasets; {name!r} is in the "
+                          "catalog: run `labkit data` to list it.")
+    loaded = load(name, validation_split=validation_split)
+    spec = loaded.spec
+    splits = {}
+    for split_name in ("train", "val", "test"):
+        part = getattr(loaded, split_name)
+        if part is None:
+            continue
+        y = part[1]
+        counts = None
+        if spec.task in ("classification", "binary"):
+            counts = np.bincount(y, minlength=spec.num_classes).tolist()
+        elif spec.task == "multilabel":
+            counts = y.sum(axis=0).astype(int).tolist()
+        splits[split_name] = {"examples": len(y), "counts": counts}
+    return {"name": name, "source": "npz", "task": spec.task, "input_shape": spec.input_shape,
+            "num_classes": spec.num_classes, "class_names": list(spec.class_names),
+            "scale": spec.scale, "splits": splits}
