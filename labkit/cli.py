@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import signal
 import sys
-from pathlib import Path
 
 import click
 
@@ -95,24 +94,15 @@ def data(path):
       labkit data
       labkit data houses.npz
     """
-    from labkit.data import DATASETS, summarize
+    from labkit.data import DATASETS
+    from labkit.data.catalog import render_summary, summarize
 
     if path is None:
         for name, entry in DATASETS.items():
             click.echo(f"{name:<14} {entry.source:<10} {str(entry.input_shape):<12} "
                        f"{entry.num_classes:>3} classes  {entry.description}")
         return
-    info = summarize(path)
-    unit = {"regression": "target(s)", "multilabel": "labels"}.get(info["task"], "classes")
-    click.echo(f"{info['name']}: {info['source']}, task {info['task']}, input shape "
-               f"{info['input_shape']}, {info['num_classes']} {unit}"
-               + (f", values divided by {info['scale']:g} in the model" if info["scale"] != 1
-                  else ""))
-    names = info["class_names"] or [str(i) for i in range(info["num_classes"])]
-    for split, part in info["splits"].items():
-        counts = "" if part["counts"] is None else "  " + ", ".join(
-            f"{n}: {c}" for n, c in zip(names, part["counts"], strict=True))
-        click.echo(f"  {split:<6} {part['examples']:>7} examples{counts}")
+    click.echo(render_summary(summarize(path)))
 
 
 @main.command()
@@ -299,37 +289,9 @@ def evaluate(run, data_dir):
     open_run(run)  # a wrong path fails before TensorFlow loads
     quiet_tensorflow()
     from labkit.evaluation import evaluate as run_evaluation
+    from labkit.evaluation import render
 
-    result = run_evaluation(run, data_dir)
-    tested = sorted((k for k in result if k.startswith("test_")), key=lambda k: k == "test_loss")
-    for key in tested:
-        click.echo(f"{key:<14} {result[key]:.4f}")
-    click.echo(f"{'examples':<14} {result['num_examples']}\n")
-    if "members" in result:
-        metric = f"test_{result['members_metric']}"
-        for name, value in result["members"].items():
-            click.echo(f"{name:<14} {metric} {value:.4f}")
-        click.echo(f"{'ensemble':<14} {metric} {result[metric]:.4f}\n")
-    if "confusion_matrix" in result:
-        _echo_confusion(result)
-    if result.get("auc") is not None:
-        click.echo(f"ROC AUC {result['auc']:.4f}")
-    for label, scores in result.get("per_label", {}).items():
-        auc = "-" if scores["auc"] is None else f"{scores['auc']:.4f}"
-        click.echo(f"{label:<20} accuracy {scores['accuracy']:.4f}  AUC {auc}")
-    if result["task"] == "regression":
-        click.echo(f"mse {result['mse']:.4g}  mae {result['mae']:.4g}  R² {result['r2']:.4f}\n"
-                   f"plot: {Path(run) / 'predicted_vs_true.png'}")
-
-
-def _echo_confusion(result: dict) -> None:
-    names = result["class_names"]
-    width = max(5, *(len(n) for n in names)) + 1
-    click.echo("confusion matrix (rows: true, columns: predicted)")
-    click.echo(" " * width + "".join(f"{n[:width - 1]:>{width}}" for n in names))
-    for name, row in zip(names, result["confusion_matrix"], strict=True):
-        click.echo(f"{name[:width - 1]:<{width}}" + "".join(f"{v:>{width}}" for v in row))
-    click.echo("\n" + result["report_text"])
+    click.echo(render(run_evaluation(run, data_dir), run))
 
 
 @main.command()

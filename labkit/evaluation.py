@@ -119,3 +119,33 @@ def save(run: runs.Run, result: dict) -> None:
         files.write_text(run.file(CONFUSION), matrix.to_csv())
         files.write_text(run.file(REPORT), result["report_text"])
     files.write_json(run.file(EVALUATION), {k: v for k, v in result.items() if k != "report_text"})
+
+
+def render(result: dict, run_path) -> str:
+    """The report of :func:`evaluate` as ``labkit evaluate`` prints it."""
+    from pathlib import Path
+
+    tested = sorted((k for k in result if k.startswith("test_")), key=lambda k: k == "test_loss")
+    lines = [f"{key:<14} {result[key]:.4f}" for key in tested]
+    lines += [f"{'examples':<14} {result['num_examples']}", ""]
+    if "members" in result:
+        metric = f"test_{result['members_metric']}"
+        lines += [f"{name:<14} {metric} {value:.4f}" for name, value in result["members"].items()]
+        lines += [f"{'ensemble':<14} {metric} {result[metric]:.4f}", ""]
+    if "confusion_matrix" in result:
+        names = result["class_names"]
+        width = max(5, *(len(n) for n in names)) + 1
+        lines += ["confusion matrix (rows: true, columns: predicted)",
+                  " " * width + "".join(f"{n[:width - 1]:>{width}}" for n in names)]
+        lines += [f"{name[:width - 1]:<{width}}" + "".join(f"{v:>{width}}" for v in row)
+                  for name, row in zip(names, result["confusion_matrix"], strict=True)]
+        lines += ["", result["report_text"]]
+    if result.get("auc") is not None:
+        lines.append(f"ROC AUC {result['auc']:.4f}")
+    for label, scores in result.get("per_label", {}).items():
+        auc = "-" if scores["auc"] is None else f"{scores['auc']:.4f}"
+        lines.append(f"{label:<20} accuracy {scores['accuracy']:.4f}  AUC {auc}")
+    if result["task"] == "regression":
+        lines += [f"mse {result['mse']:.4g}  mae {result['mae']:.4g}  R² {result['r2']:.4f}",
+                  f"plot: {Path(run_path) / SCATTER}"]
+    return "\n".join(lines).rstrip("\n")

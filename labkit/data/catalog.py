@@ -129,3 +129,17 @@ def summarize(name: str, validation_split: float = 0.2) -> dict:
     return {"name": name, "source": "npz", "task": spec.task, "input_shape": spec.input_shape,
             "num_classes": spec.num_classes, "class_names": list(spec.class_names),
             "scale": spec.scale, "splits": splits}
+
+
+def render_summary(info: dict) -> str:
+    """:func:`summarize`'s result as ``labkit data PATH`` prints it."""
+    unit = {"regression": "target(s)", "multilabel": "labels"}.get(info["task"], "classes")
+    scaled = f", values divided by {info['scale']:g} in the model" if info["scale"] != 1 else ""
+    lines = [f"{info['name']}: {info['source']}, task {info['task']}, input shape "
+             f"{info['input_shape']}, {info['num_classes']} {unit}{scaled}"]
+    names = info["class_names"] or [str(i) for i in range(info["num_classes"])]
+    for split, part in info["splits"].items():
+        counts = "" if part["counts"] is None else "  " + ", ".join(
+            f"{n}: {c}" for n, c in zip(names, part["counts"], strict=True))
+        lines.append(f"  {split:<6} {part['examples']:>7} examples{counts}")
+    return "\n".join(lines)
