@@ -109,15 +109,20 @@ def data(path):
 @click.argument("recipe")
 @click.option("--dataset", default="digits", show_default=True,
               help="Dataset whose input shape and classes shape the model.")
+@click.option("--input-shape", metavar="HxWxC",
+              help="Build for this input shape instead of the dataset's, e.g. 150x150x3.")
+@click.option("--task", type=click.Choice(list(TASKS)),
+              help="Build this task's head (binary: one sigmoid unit).  [default: the dataset's]")
 @click.option("--summary/--no-summary", default=True, show_default=True,
               help="Build the model and print its summary (takes a few seconds: Keras loads).")
 @set_option
-def describe(recipe, dataset, summary, assignments):
+def describe(recipe, dataset, input_shape, task, summary, assignments):
     """Show RECIPE's hyperparameters (default and current value) and its model summary.
 
     \b
     Example:
       labkit describe cnn --dataset mnist --set filters=[32,64,64]
+      labkit describe cnn --input-shape 150x150x3 --task binary --set filters=[32,64,128,128]
     """
     from labkit import describe as desc
     from labkit import options, registry
@@ -125,7 +130,9 @@ def describe(recipe, dataset, summary, assignments):
     values = options.parse_assignments(assignments)
     rows = desc.hyperparameter_rows(recipe, values)
     info = registry.get_recipe(recipe)
-    built = desc.summary(recipe, dataset, values, light_backend=True) if summary else None
+    shape = desc.parse_shape(input_shape)
+    built = desc.summary(recipe, dataset, values, input_shape=shape, task=task,
+                         light_backend=True) if summary else None
     click.echo(f"{info.name}: {info.summary}\nlecture: {info.topic}")
     if info.train_defaults:
         preferred = ", ".join(f"{k}={v}" for k, v in info.train_defaults.items())

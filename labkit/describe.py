@@ -11,6 +11,7 @@ from typing import Any
 
 from labkit import data, registry
 from labkit._lazy import is_loaded
+from labkit.errors import LabkitError
 
 
 def hyperparameter_rows(name: str, values: dict[str, Any]) -> list[tuple[str, Any, Any]]:
@@ -21,9 +22,10 @@ def hyperparameter_rows(name: str, values: dict[str, Any]) -> list[tuple[str, An
     return [(key, default, values.get(key, default)) for key, default in defaults.items()]
 
 
-def summary(name: str, dataset: str, values: dict[str, Any], *,
-            light_backend: bool = False) -> tuple[str, int]:
-    """The model summary text and parameter count of recipe ``name`` shaped for ``dataset``.
+def summary(name: str, dataset: str, values: dict[str, Any], *, input_shape: tuple | None = None,
+            task: str | None = None, light_backend: bool = False) -> tuple[str, int]:
+    """The model summary text and parameter count of recipe ``name`` shaped for ``dataset``, or
+    for ``input_shape`` and ``task`` where given (binary: two classes, one sigmoid unit).
 
     ``light_backend=True`` (the CLI's choice) loads Keras on its numpy backend if Keras is not
     loaded yet; a Python session keeps its own backend.
@@ -31,7 +33,26 @@ def summary(name: str, dataset: str, values: dict[str, Any], *,
     if light_backend and not is_loaded("keras"):
         os.environ["KERAS_BACKEND"] = "numpy"
     spec = data.catalog_spec(dataset)
-    model = registry.build_checked(name, spec.input_shape, spec.num_classes, values, spec.task)
+    task = task or spec.task
+    num_classes = spec.num_classes
+    if task != spec.task:  # another head for the same inputs
+        num_classes = {"binary": 2, "regression": 1}.get(task, num_classes)
+    model = registry.build_checked(name, tuple(input_shape or spec.input_shape), num_classes,
+                                   values, task)
     lines: list[str] = []
     model.summary(print_fn=lambda text, line_break=True: lines.append(text))
     return "\n".join(lines), model.count_params()
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"150x150x3"`` → ``(150, 150, 3)``; None stays None."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise LabkitError(f"--input-shape is sizes joined by x, e.g. 150x150x3. "
+                          f"Received: {text!r}")
+    return shape

@@ -81,6 +81,8 @@ def test_describe_shows_defaults_current_values_and_parameter_count(cli):
     (["train"], "Error: Name a RECIPE (see `labkit recipes`) or pass --config FILE."),
     (["train", "--resume", "nowhere"],
      "Error: Run directory 'nowhere' does not exist. See `labkit runs`."),
+    (["describe", "cnn", "--input-shape", "150x"],
+     "Error: --input-shape is sizes joined by x, e.g. 150x150x3. Received: '150x'"),
     (["describe", "cnn", "--set", "padding=valid"],
      "Error: The input (8x8) is too small for these layers: block1_conv 8x8 → 6x6, block1_pool "
      "6x6 → 3x3, block2_conv 3x3 → 1x1, block2_pool 1x1 → 0x0. Use padding='same', fewer conv "

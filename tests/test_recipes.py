@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import h5py
 import keras
@@ -216,3 +217,47 @@ def test_playground_writes_a_decision_boundary_plot(tmp_path):
     assert run.config["batch_size"] == 10 and run.config["optimizer"] == "sgd"
     with pytest.raises(LabkitError, match="takes points inputs"):
         TrainConfig(recipe="playground", dataset="digits").resolve()
+
+
+R_LAB_MODELS = [  # (recipe, describe arguments, parameters) as docs/r-to-python.md lists them
+    ("mlp", {"dataset": "mnist"}, {"units": [512]}, 407_050),
+    ("cnn", {"dataset": "mnist"}, {"filters": [32, 64, 64], "pooling": ["max", "max", "none"],
+                                   "dense_units": [64], "dropout": 0, "padding": "valid"}, 93_322),
+    ("cnn", {"input_shape": (150, 150, 3), "task": "binary"},
+     {"filters": [32, 64, 128, 128], "padding": "valid", "dense_units": [512], "dropout": 0},
+     3_453_121),
+    ("cnn", {"input_shape": (150, 150, 3), "task": "binary"},
+     {"filters": [32, 64, 128, 128], "padding": "valid", "dense_units": [512],
+      "dropout": [0.5, 0]}, 3_453_121),
+    ("vgg16_transfer", {"input_shape": (150, 150, 3), "task": "binary"}, {"weights": "none"},
+     16_812_353),
+]
+
+
+@pytest.mark.parametrize(("recipe", "where", "hparams", "parameters"), R_LAB_MODELS)
+def test_the_r_labs_models_have_their_parameter_counts(recipe, where, hparams, parameters):
+    from labkit import describe
+
+    text, count = describe.summary(recipe, where.get("dataset", "digits"), hparams,
+                                   input_shape=where.get("input_shape"), task=where.get("task"))
+    assert count == parameters
+    docs = (Path(__file__).parents[1] / "docs" / "r-to-python.md").read_text()
+    assert f"{parameters:,}" in docs
+
+
+@pytest.mark.parametrize(("fine_tune_from", "trainable"), [("block5_conv1", 9_177_089),
+                                                          ("block3_conv1", 16_552_193)])
+def test_vgg16_phases_train_the_r_labs_parameters(fine_tune_from, trainable):
+    recipe = labkit.get_recipe("vgg16_transfer")
+    hparams = {**recipe.hyperparameters, "weights": "none", "fine_tune_from": fine_tune_from,
+               "fine_tune_epochs": 1}
+    model = recipe.build((150, 150, 3), 2, "binary", **hparams)
+    extraction, fine_tuning = recipe.phases(hparams, 1)
+
+    def count():
+        return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+    extraction.prepare(model)
+    assert count() == 2_097_665
+    fine_tuning.prepare(model)
+    assert count() == trainable
