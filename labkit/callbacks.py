@@ -5,6 +5,7 @@ early stopping and reduce-on-plateau made resumable (their counters survive a re
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,12 @@ from labkit import checkpoint, files, plots, runs, tasks
 
 if TYPE_CHECKING:
     from labkit.config import TrainConfig
+
+
+# Set by the CLI's Ctrl-C / `kill` handler as it raises KeyboardInterrupt. Keras swallows an
+# exception raised inside parts of `model.save` (a bare `except:` in keras.saving), so the
+# recorder also stops training at the next epoch boundary when this is set.
+STOP_REQUESTED = threading.Event()
 
 
 class _Resumable:
@@ -107,6 +114,7 @@ class RunRecorder(keras.callbacks.Callback):
         self._checkpoint()
 
     def on_epoch_begin(self, epoch, logs=None):
+        _stop_if_requested()
         self._learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -130,6 +138,7 @@ class RunRecorder(keras.callbacks.Callback):
         if improved:
             self.best = {"epoch": epoch + 1, "value": current}
         self._checkpoint(best=improved)
+        _stop_if_requested()  # an interrupt swallowed while saving stops here, the epoch saved
 
     def _exploded(self, loss: float) -> bool:
         if not math.isfinite(loss):
@@ -190,6 +199,11 @@ def summarize(rows: list[dict], status: str, monitor: str, best: dict,
             metrics["best_val_accuracy"] = max(_finite(r["val_accuracy"]) or 0.0 for r in rows)
     metrics.update({k: v for k, v in (extra or {}).items() if v is not None})
     return metrics
+
+
+def _stop_if_requested() -> None:
+    if STOP_REQUESTED.is_set():
+        raise KeyboardInterrupt
 
 
 def training_controls(config: TrainConfig, saved: checkpoint.Checkpoint | None = None,

@@ -255,7 +255,9 @@ def _train_and_report(echo, config=None, resume_run=None) -> None:
     quiet_tensorflow()
     from labkit import training
 
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
+    for signum in (signal.SIGINT, signal.SIGTERM):  # `kill` stops as cleanly as Ctrl-C
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # as nohup or a shell set it
+            signal.signal(signum, _interrupt)
     try:
         run = training.resume(resume_run, echo) if resume_run else training.train(config, echo)
     except training.Interrupted as stop:
@@ -379,6 +381,9 @@ def lab_list():
 
 
 def _interrupt(signum, frame):
+    from labkit.callbacks import STOP_REQUESTED
+
+    STOP_REQUESTED.set()  # in case Keras swallows the KeyboardInterrupt (see labkit.callbacks)
     raise KeyboardInterrupt
 
 

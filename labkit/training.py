@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from labkit import __version__, checkpoint, data, files, optim, phases, plots, registry, runs, tasks
-from labkit.callbacks import RunRecorder, training_controls
+from labkit.callbacks import STOP_REQUESTED, RunRecorder, training_controls
 from labkit.config import TrainConfig
 from labkit.data import pipeline
 from labkit.errors import LabkitError
@@ -133,6 +133,7 @@ def fit_and_finish(prepared: Prepared, run: runs.Run, saved: checkpoint.Checkpoi
     try:
         fit_phases(prepared, recorder, saved)
     except KeyboardInterrupt:
+        STOP_REQUESTED.clear()
         recorder.finish("interrupted")
         raise Interrupted(run) from None
     if recorder.diverged:

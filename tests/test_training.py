@@ -138,6 +138,27 @@ def test_resume_continues_a_multi_phase_plan(tmp_path, interrupt_at):
     assert (run.path / runs.MODEL).exists() and "test_accuracy" in run.metrics
 
 
+def test_an_interrupt_keras_swallowed_still_stops_at_the_epoch_boundary(tmp_path, monkeypatch):
+    """Keras's saving code has a bare ``except:``; a Ctrl-C landing there is lost, so the CLI's
+    handler also sets STOP_REQUESTED, which the recorder obeys once the epoch is saved."""
+    from labkit.callbacks import STOP_REQUESTED
+
+    class SwallowedAt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == 2:
+                STOP_REQUESTED.set()  # the handler ran; its KeyboardInterrupt was swallowed
+
+    original = training.training_controls
+    monkeypatch.setattr(training, "training_controls",
+                        lambda *a, **k: [*original(*a, **k), SwallowedAt()])
+    with pytest.raises(training.Interrupted) as stop:
+        fit(tmp_path, epochs=5)
+    run = stop.value.run
+    assert run.metrics["status"] == "interrupted" and len(history(run)) == 2
+    assert checkpoint.read(run.file(checkpoint.LAST)).state["epoch"] == 2
+    assert not STOP_REQUESTED.is_set()  # cleared for the next run in this process
+
+
 def _wait_for_rows(path: Path, rows: int, process, limit: float = 120) -> None:
     start = time.monotonic()
     while time.monotonic() - start < limit:
@@ -175,11 +196,11 @@ def test_resume_after_sigkill_continues_history_without_gaps_or_duplicates(tmp_p
 
 
 def _default_sigint():
-    """A shell running tests in the background ignores SIGINT, and a test worker may block it;
-    children inherit both. A terminal's Ctrl-C reaches a process with the default handler and
-    the signal unblocked, so restore that."""
+    """A shell running tests in the background ignores SIGINT, and a test worker (pytest-xdist)
+    may block SIGINT and SIGTERM; children inherit both. A terminal's Ctrl-C or a `kill` reaches
+    a process with the default handler and the signals unblocked, so restore that."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 @pytest.mark.slow
