@@ -2,8 +2,9 @@
 
 Keys ``x_train, y_train, x_test, y_test`` (what ``keras.datasets.mnist.load_data()`` returns,
 saved with ``np.savez``) or ``x, y`` (then a fixed 20 % becomes the test split). Inputs: images
-``(n, h, w)`` or ``(n, h, w, c)`` (uint8 images are scaled by 255 on their way into the model),
-sequences ``(n, t, c)`` or feature rows ``(n, features)``. The task follows the labels:
+``(n, h, w, c)``, grey images ``(n, h, w)`` when uint8 (uint8 images are scaled by 255 on their
+way into the model), sequences ``(n, t, c)`` (any other 3-D array) or feature rows
+``(n, features)``. The task follows the labels:
 
 - integers 0..k−1 → ``binary`` for two classes (the R lab's default), else ``classification``;
 - rows of 0/1 (``(n, labels)``) → ``multilabel``;
