@@ -155,8 +155,8 @@ def describe(recipe, dataset, input_shape, task, summary, assignments):
               help="Print the fully resolved config as JSON and exit without training.")
 @click.option("--resume", "resume_run", metavar="RUN",
               help="Continue the interrupted run directory RUN from its last finished epoch.")
-@click.option("--dataset", help="Dataset name (see `labkit data`) or a path to an .npz file."
-                                + default("dataset"))
+@click.option("--dataset", help="Dataset name (see `labkit data`), a path to an .npz file, or "
+                                "tfds:NAME." + default("dataset"))
 @click.option("--task", type=click.Choice(list(TASKS)),
               help="What the model predicts.  [default: the dataset's; on two classes "
                    "classification and binary may replace each other]")

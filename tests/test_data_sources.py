@@ -80,8 +80,8 @@ def test_control_charts_have_six_patterns_of_sixty_steps():
 
 @pytest.mark.parametrize(("name", "options", "message"), [
     ("mnistt", None, "Unknown dataset 'mnistt'. Did you mean: mnist? Known: digits, circle, xor, "
-                     "gauss, spiral, control_charts, mnist, fashion_mnist, cifar10, or a path to "
-                     "an .npz file."),
+                     "gauss, spiral, control_charts, mnist, fashion_mnist, cifar10, a path to an "
+                     ".npz file, or tfds:NAME."),
     ("spiral", {"noise": 2}, "Dataset option `noise` must be in [0, 0.5]. Received: noise=2"),
     ("spiral", {"num_samples": 5},
      "Dataset option `num_samples` must be an integer >= 20. Received: num_samples=5"),
@@ -154,3 +154,27 @@ def test_missing_or_non_npz_file(tmp_path):
     (tmp_path / "text.npz").write_text("not an archive")
     with pytest.raises(LabkitError, match=r"text.npz is not an .npz archive \(np.savez writes"):
         data.load(str(tmp_path / "text.npz"))
+
+
+def test_any_tfds_dataset_by_name_under_mock_data(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=30):
+        two_classes = data.load("tfds:patch_camelyon", data_dir=str(tmp_path))
+        assert two_classes.spec.input_shape == (96, 96, 3) and two_classes.spec.scale == 255
+        assert (two_classes.spec.task, two_classes.spec.num_classes) == ("binary", 2)
+        assert data.catalog_spec("tfds:patch_camelyon") == two_classes.spec
+        x, y = next(iter(pipeline.training_batches(two_classes.train, 4, scale=255.0)))
+        assert x.shape == (4, 96, 96, 3) and float(x.numpy().max()) <= 1
+        # the catalog's names keep their task: ten classes, softmax
+        assert data.load("mnist", data_dir=str(tmp_path)).spec.task == "classification"
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("tfds:mnistt", "TFDS has no dataset 'mnistt'. Did you mean: mnist"),
+    ("tfds:cats_vs_dogs", "TFDS dataset 'cats_vs_dogs' has inputs of shape (None, None, 3): "
+                          "images that vary in size are not supported yet"),
+])
+def test_tfds_names_that_cannot_train(name, message):
+    with pytest.raises(LabkitError) as info:
+        data.catalog_spec(name)
+    assert str(info.value).startswith(message)

@@ -34,7 +34,8 @@ def lab_runs(tmp_path_factory):
     return run
 
 
-HEAVY = {"residual", "playground"}  # quick, but 15-25 s each: run with `make test-slow`
+HEAVY = {"residual", "playground", "transfer", "early-stopping"}  # quick, but 10-25 s each:
+# they run with `make test-slow`
 
 
 def holds(verdict: str) -> bool:

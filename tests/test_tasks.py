@@ -133,3 +133,16 @@ def test_bad_task_options(cli, npz_files, tmp_path, args, line):
     assert result.exit_code == 1
     assert error_line(result) == line.replace("{regression}", regression)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_tfds_binary_set_trains_and_evaluates_end_to_end(tmp_path, cli):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=24):
+        result = cli("train", "cnn", "--dataset", "tfds:patch_camelyon", "--data-dir", tmp_path,
+                     "--epochs", "1", "--set", "filters=[4]", "--batch-size", "8",
+                     "--runs-dir", tmp_path / "runs", "--name", "t")
+        assert result.exit_code == 0, result.output
+        run = labkit.load_run(tmp_path / "runs" / "t")
+        assert run.config["task"] == "binary" and "val_auc" in run.history
+        report = labkit.evaluate(run)
+    assert report["task"] == "binary" and report["num_examples"] > 0

@@ -64,7 +64,8 @@ def check_name(name: str) -> Entry:
     matches."""
     if name not in DATASETS:
         raise LabkitError(f"Unknown dataset {name!r}.{did_you_mean(name, DATASETS)} "
-                          f"Known: {', '.join(DATASETS)}, or a path to an .npz file.")
+                          f"Known: {', '.join(DATASETS)}, a path to an .npz file, or "
+                          "tfds:NAME.")
     return DATASETS[name]
 
 
@@ -73,6 +74,8 @@ def catalog_spec(name: str) -> DatasetSpec:
     the file of a path dataset."""
     if npz.is_npz(name):
         return npz.spec_of(name, npz.read(name))
+    if tfds.is_tfds_name(name):
+        return tfds.spec_of(name, tfds.builder_for(name))
     entry = check_name(name)
     return DatasetSpec(name, entry.input_shape, entry.num_classes, task=entry.task)
 
@@ -82,7 +85,8 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
     """Load dataset ``name`` with a validation split carved from its training data.
 
     Args:
-        name: one of :data:`DATASETS`, or a path to an ``.npz`` file (see :mod:`labkit.data.npz`).
+        name: one of :data:`DATASETS`, a path to an ``.npz`` file (:mod:`labkit.data.npz`) or
+            ``tfds:NAME`` (:mod:`labkit.data.tfds`).
         validation_split: fraction of the training data held out for validation.
         data_dir: TFDS data directory (default: ``$TFDS_DATA_DIR`` or TFDS's own).
         options: generator options of the Playground sets: ``noise`` (0–0.5), ``num_samples``,
@@ -93,6 +97,10 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
         if options:
             raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
         return npz.load(name, validation_split)
+    if tfds.is_tfds_name(name):
+        if options:
+            raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
+        return tfds.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE)
     entry = check_name(name)
     if options and not entry.options:
         raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
@@ -101,7 +109,8 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
         raise LabkitError(f"Dataset {name!r} has no option {', '.join(map(repr, unknown))}. "
                           f"Known: {', '.join(entry.options)}.")
     if entry.source == "tfds":
-        return entry.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE)
+        return entry.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE,
+                          task=entry.task)
     return entry.load(name, validation_split, **options)
 
 

@@ -1,4 +1,5 @@
-"""Datasets from tensorflow-datasets (``mnist``, ``fashion_mnist``, ``cifar10``, …), streamed.
+"""Datasets from tensorflow-datasets, streamed: the catalog's ``mnist``, ``fashion_mnist``,
+``cifar10``, and any supervised image dataset of fixed size as ``--dataset tfds:NAME``.
 
 Offline is the normal case: a dataset that is not prepared in the data directory fails in
 seconds with a message that says how to prepare it elsewhere, instead of minutes of retries.
@@ -10,45 +11,90 @@ import os
 
 from labkit.data.base import Data, DatasetSpec
 from labkit.errors import LabkitError
+from labkit.options import did_you_mean
+
+PREFIX = "tfds:"  # --dataset tfds:NAME: any dataset TFDS knows
+
+
+def is_tfds_name(name: str) -> bool:
+    return name.startswith(PREFIX)
+
+
+def builder_for(name: str, data_dir: str | None = None):
+    """The TFDS builder of ``name`` (``mnist`` or ``tfds:NAME``); an unknown name is a
+    LabkitError with close matches. Reading its info needs no data on disk."""
+    import tensorflow_datasets as tfds
+
+    tfds_name = name.removeprefix(PREFIX)
+    try:
+        return tfds.builder(tfds_name, data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"))
+    except tfds.core.registered.DatasetNotFoundError:
+        raise LabkitError(f"TFDS has no dataset {tfds_name!r}."
+                          f"{did_you_mean(tfds_name, tfds.list_builders())}") from None
+
+
+def spec_of(name: str, builder, task: str | None = None) -> DatasetSpec:
+    """The spec of a supervised image dataset from its TFDS info. ``task`` None: binary for two
+    classes (as the R lab's cats vs dogs), else classification."""
+    keys = builder.info.supervised_keys
+    if not keys or len(keys) != 2 or not all(isinstance(k, str) for k in keys):
+        raise LabkitError(f"TFDS dataset {builder.name!r} has no (input, label) pair to train on.")
+    features = builder.info.features
+    inputs, label = features[keys[0]], features[keys[1]]
+    shape = tuple(getattr(inputs, "shape", ()))
+    if not shape or None in shape:
+        raise LabkitError(f"TFDS dataset {builder.name!r} has inputs of shape {shape}: images "
+                          "that vary in size are not supported yet; resize them into an .npz "
+                          "(see `labkit data PATH`).")
+    if not hasattr(label, "num_classes"):
+        raise LabkitError(f"TFDS dataset {builder.name!r} has no class labels ({keys[1]}).")
+    num_classes = int(label.num_classes)
+    task = task or ("binary" if num_classes == 2 else "classification")
+    scale = 255.0 if "uint8" in str(getattr(inputs, "dtype", "")) else 1.0
+    return DatasetSpec(name, shape, num_classes, task=task, class_names=tuple(label.names),
+                       scale=scale)
 
 
 def load(name: str, validation_split: float, *, data_dir: str | None = None,
-         offline_names: tuple[str, ...] = ()) -> Data:
-    """TFDS dataset ``name`` as unbatched ``tf.data`` splits of ``(uint8 image, label)``;
-    validation is the last ``validation_split`` of TFDS's ``train`` split.
+         offline_names: tuple[str, ...] = (), task: str | None = None) -> Data:
+    """TFDS dataset ``name`` (``mnist`` or ``tfds:NAME``) as unbatched ``tf.data`` splits of
+    ``(uint8 image, label)``; validation is the last ``validation_split`` of TFDS's ``train``
+    split, and a dataset without a ``test`` split keeps the last 20 % of ``train`` for test.
 
     Args:
         data_dir: TFDS data directory (default: ``$TFDS_DATA_DIR`` or TFDS's own).
         offline_names: datasets that need no download, named in the not-prepared message.
+        task: the task of the spec; None: see :func:`spec_of`.
     """
     import tensorflow_datasets as tfds
 
-    data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
-    builder = tfds.builder(name, data_dir=data_dir)
+    builder = builder_for(name, data_dir)
+    spec = spec_of(name, builder, task)
     percent = round(validation_split * 100)
     if validation_split and not 1 <= percent <= 99:
         raise LabkitError("For TFDS datasets --validation-split must be between 0.01 and 0.99.")
-    splits = ["train", "test"] if not percent else \
-        [f"train[:{100 - percent}%]", f"train[{100 - percent}%:]", "test"]
+    has_test = "test" in builder.info.splits
+    end = 100 if has_test else 80  # where the training part of `train` ends
+    cut = round(end * (1 - percent / 100))
+    splits = [f"train[:{end}%]" if end < 100 else "train"] if not percent else \
+        [f"train[:{cut}%]", f"train[{cut}%:{end}%]"]
+    splits.append("test" if has_test else "train[80%:]")
 
     def load_splits(download: bool):
-        return tfds.load(name, split=splits, data_dir=data_dir, as_supervised=True,
-                         download=download)
+        return tfds.load(builder.name, split=splits, data_dir=builder.data_dir_root,
+                         as_supervised=True, download=download)
 
     try:
         datasets = load_splits(download=False)
     except Exception as not_on_disk:  # TFDS raises several types for "not prepared"
         if not network_reachable():
-            raise LabkitError(not_prepared(name, builder.data_dir, "no network",
+            raise LabkitError(not_prepared(builder.name, builder.data_dir, "no network",
                                            offline_names)) from None
         try:
             datasets = load_splits(download=True)
         except Exception as err:
-            raise LabkitError(not_prepared(name, builder.data_dir, err,
+            raise LabkitError(not_prepared(builder.name, builder.data_dir, err,
                                            offline_names)) from not_on_disk
-    features = builder.info.features
-    spec = DatasetSpec(name, tuple(features["image"].shape), features["label"].num_classes,
-                       class_names=tuple(features["label"].names), scale=255.0)
     train, *rest = datasets
     val, test = rest if percent else (None, rest[0])
     return Data(spec, train, val, test)
