@@ -268,16 +268,7 @@ def _train_and_report(echo, config=None, resume_run=None) -> None:
     metrics = run.metrics
     if metrics["status"] == "diverged":
         raise LabkitError(f"Training diverged; run saved in {run.path}. {metrics['hint']}")
-    click.echo(f"Finished {metrics['epochs_completed']} epochs → {run.path}")
-    if metrics.get("stopped_epoch"):
-        restored = metrics.get("restored_epoch")
-        click.echo(f"  early stopping at epoch {metrics['stopped_epoch']}"
-                   + (f"; weights restored from epoch {restored}" if restored else ""))
-    shown = [k for k in metrics if k.startswith(("final_", "test_")) and k != "final_lr"
-             and "loss" not in k] + ["best_val_accuracy"] * ("best_val_accuracy" in metrics)
-    for key in sorted(shown, key=lambda k: (k.startswith("test_"), k.startswith("best_"))):
-        if isinstance(metrics[key], float):
-            click.echo(f"  {key:<20} {metrics[key]:.4f}")
+    click.echo(training.summary(run))
 
 
 @main.command()

@@ -296,6 +296,23 @@ def divergence_message(config: TrainConfig, diverged: dict) -> str:
             f"Try: {'; '.join(hints)}.")
 
 
+def summary(run: runs.Run) -> str:
+    """What ``labkit train`` prints when a run completes: epochs, early stopping, and the final,
+    best and test metrics of its task (losses left out)."""
+    metrics = run.metrics
+    lines = [f"Finished {metrics['epochs_completed']} epochs → {run.path}"]
+    if metrics.get("stopped_epoch"):
+        restored = metrics.get("restored_epoch")
+        lines.append(f"  early stopping at epoch {metrics['stopped_epoch']}"
+                     + (f"; weights restored from epoch {restored}" if restored else ""))
+    shown = [k for k in metrics if k.startswith(("final_", "test_", "best_val_accuracy"))
+             and k != f"final_{plots.LEARNING_RATE}" and "loss" not in k]
+    for key in sorted(shown, key=lambda k: (k.startswith("test_"), k.startswith("best_"))):
+        if isinstance(metrics[key], float):
+            lines.append(f"  {key:<20} {metrics[key]:.4f}")
+    return "\n".join(lines)
+
+
 def progress_mode() -> int:
     """Keras's progress bar on a terminal; one line per epoch in logs and CI."""
     return 1 if sys.stdout.isatty() else 2

@@ -93,24 +93,20 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
             ``seed``.
     """
     options = dict(options or {})
-    if npz.is_npz(name):
-        if options:
-            raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
-        return npz.load(name, validation_split)
-    if tfds.is_tfds_name(name):
-        if options:
-            raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
-        return tfds.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE)
-    entry = check_name(name)
-    if options and not entry.options:
+    by_path = npz.is_npz(name) or tfds.is_tfds_name(name)
+    entry = None if by_path else check_name(name)
+    allowed = entry.options if entry else ()  # only generated sets take options
+    if options and not allowed:
         raise LabkitError(f"Dataset {name!r} takes no options. Received: {options}")
-    unknown = sorted(set(options) - set(entry.options))
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise LabkitError(f"Dataset {name!r} has no option {', '.join(map(repr, unknown))}. "
-                          f"Known: {', '.join(entry.options)}.")
-    if entry.source == "tfds":
-        return entry.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE,
-                          task=entry.task)
+                          f"Known: {', '.join(allowed)}.")
+    if npz.is_npz(name):
+        return npz.load(name, validation_split)
+    if entry is None or entry.source == "tfds":
+        return tfds.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE,
+                         task=entry.task if entry else None)
     return entry.load(name, validation_split, **options)
 
 

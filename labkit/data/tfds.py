@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from labkit._startup import import_tensorflow
 from labkit.data.base import Data, DatasetSpec
 from labkit.errors import LabkitError
 from labkit.options import did_you_mean
@@ -23,6 +24,7 @@ def is_tfds_name(name: str) -> bool:
 def builder_for(name: str, data_dir: str | None = None):
     """The TFDS builder of ``name`` (``mnist`` or ``tfds:NAME``); an unknown name is a
     LabkitError with close matches. Reading its info needs no data on disk."""
+    import_tensorflow()  # tensorflow_datasets imports TensorFlow: quietly, before it does
     import tensorflow_datasets as tfds
 
     tfds_name = name.removeprefix(PREFIX)

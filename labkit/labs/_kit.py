@@ -125,11 +125,6 @@ def fit(model, d: dict, *, epochs: int, batch_size: int = 32, callbacks=(), augm
                                       augment=augment)
     history = model.fit(train, validation_data=(d["x_val"], d["y_val"]), epochs=epochs,
                         verbose=0, shuffle=False, callbacks=list(callbacks), **kwargs)
-    return history_frame(history)
-
-
-def history_frame(history) -> pd.DataFrame:
-    """A Keras History as a table with an ``epoch`` column first."""
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     return frame
