@@ -27,13 +27,13 @@ from labkit.training import progress_mode, train
 def plain_keras(epochs: int, batch_size: int) -> float:
     start = time.perf_counter()
     loaded = data.load("digits")
-    x, y = pipeline.model_input(loaded.train[0], loaded.spec.scale), loaded.train[1]
-    xv, yv = pipeline.model_input(loaded.val[0], loaded.spec.scale), loaded.val[1]
+    x, y = pipeline.model_input(loaded.train[0], loaded.spec.preprocessing), loaded.train[1]
+    xv, yv = pipeline.model_input(loaded.val[0], loaded.spec.preprocessing), loaded.val[1]
     model = registry.build("cnn", input_shape=loaded.spec.input_shape, num_classes=10)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=(xv, yv),
               verbose=progress_mode())
-    model.evaluate(pipeline.model_input(loaded.test[0], loaded.spec.scale), loaded.test[1],
+    model.evaluate(pipeline.model_input(loaded.test[0], loaded.spec.preprocessing), loaded.test[1],
                    verbose=0)
     return len(x) * epochs / (time.perf_counter() - start)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import signal
 import sys
 
@@ -66,6 +67,35 @@ def set_option(func):
                              "--set units=[64,32].")(func)
 
 
+def dataset_options(func):
+    """The options of a dataset (``--data-option`` and the named ones), passed on as one
+    ``data_options`` dict."""
+    @click.option("--data-option", "data_assignments", multiple=True, metavar="KEY=VALUE",
+                  help="Dataset option, repeatable: --data-option noise=0.2 (Playground sets), "
+                       "skip_bad=true (image folders), dropna=true (CSV).")
+    @click.option("--image-size", metavar="HxW",
+                  help="Image folders and TFDS sets: resize to HEIGHTxWIDTH, e.g. 150x150.  "
+                       "[default: the images' own size when they all agree]")
+    @click.option("--color-mode", type=click.Choice(["rgb", "grayscale"]),
+                  help="Image folders: channels to decode.  [default: grayscale when every "
+                       "image is grey, else rgb]")
+    @click.option("--target", "targets", multiple=True, metavar="COLUMN",
+                  help="CSV: the column to predict; repeat for several (multi-label or "
+                       "several regression targets).")
+    @functools.wraps(func)
+    def wrapper(*args, data_assignments, image_size, color_mode, targets, **kwargs):
+        from labkit.options import parse_assignments
+
+        options = parse_assignments(data_assignments, "--data-option")
+        named = {"image_size": image_size, "color_mode": color_mode,
+                 "target": (list(targets) if len(targets) > 1 else targets[0]) if targets
+                 else None}
+        options.update({k: v for k, v in named.items() if v is not None})
+        return func(*args, data_options=options, **kwargs)
+
+    return wrapper
+
+
 @main.command()
 @click.argument("pattern", default="*")
 def recipes(pattern):
@@ -85,14 +115,20 @@ def recipes(pattern):
 
 @main.command()
 @click.argument("path", required=False)
-def data(path):
+@click.option("--validation-split", type=float, default=DEFAULTS["validation_split"],
+              show_default=True, help="Fraction of training data held out, as in train.")
+@dataset_options
+def data(path, validation_split, data_options):
     """List the datasets (name, source, input shape, classes), or describe the dataset at PATH
-    (an .npz): task, input shape, and per split its size and class counts.
+    (an image folder, a .csv or an .npz): source, task, input shape, per split its size and
+    class counts, and the files skipped.
 
     \b
     Example:
       labkit data
-      labkit data houses.npz
+      labkit data cats_and_dogs --image-size 150x150
+      labkit data houses.csv --target price
+      labkit data mnist.npz
     """
     from labkit.data import DATASETS
     from labkit.data.catalog import render_summary, summarize
@@ -102,7 +138,11 @@ def data(path):
             click.echo(f"{name:<14} {entry.source:<10} {str(entry.input_shape):<12} "
                        f"{entry.num_classes:>3} classes  {entry.description}")
         return
-    click.echo(render_summary(summarize(path)))
+    from labkit.data.catalog import path_source
+
+    if path_source(path) == "images":  # decoded with TensorFlow: start it quietly
+        quiet_tensorflow()
+    click.echo(render_summary(summarize(path, validation_split, data_options)))
 
 
 @main.command()
@@ -155,14 +195,12 @@ def describe(recipe, dataset, input_shape, task, summary, assignments):
               help="Print the fully resolved config as JSON and exit without training.")
 @click.option("--resume", "resume_run", metavar="RUN",
               help="Continue the interrupted run directory RUN from its last finished epoch.")
-@click.option("--dataset", help="Dataset name (see `labkit data`), a path to an .npz file, or "
-                                "tfds:NAME." + default("dataset"))
+@click.option("--dataset", help="Dataset name (see `labkit data`), a path to an image folder, a "
+                                ".csv or .npz file, or tfds:NAME." + default("dataset"))
 @click.option("--task", type=click.Choice(list(TASKS)),
               help="What the model predicts.  [default: the dataset's; on two classes "
                    "classification and binary may replace each other]")
 @click.option("--data-dir", help="TFDS data directory (else $TFDS_DATA_DIR).")
-@click.option("--data-option", "data_assignments", multiple=True, metavar="KEY=VALUE",
-              help="Dataset option, repeatable: --data-option noise=0.2 (Playground sets).")
 @click.option("--epochs", type=int,
               help="Passes over the training data." + default("epochs", recipes_differ=True))
 @click.option("--batch-size", metavar="N|full",
@@ -213,7 +251,8 @@ def describe(recipe, dataset, input_shape, task, summary, assignments):
 @set_option
 @click.option("--name", help="Run directory name.  [default: RECIPE-DATASET-TIME]")
 @click.option("--runs-dir", help="Where run directories go." + default("runs_dir"))
-def train(recipe, config_file, print_config, resume_run, data_assignments, assignments, **flags):
+@dataset_options
+def train(recipe, config_file, print_config, resume_run, data_options, assignments, **flags):
     """Train RECIPE and write a run directory (config, history, metrics, model, checkpoints).
 
     Ctrl-C stops after saving what finished; --resume continues a stopped or killed run.
@@ -224,6 +263,8 @@ def train(recipe, config_file, print_config, resume_run, data_assignments, assig
       labkit train mlp --dataset spiral --set units=[16,16] --epochs 50
       labkit train cnn --optimizer momentum --learning-rate 0.05 --schedule 'inverse-time(tau=5)'
       labkit train cnn --early-stopping patience=3 --augment rotation=0.1,zoom=0.1
+      labkit train cnn --dataset cats_and_dogs --image-size 150x150 --augment flip
+      labkit train mlp --dataset houses.csv --target price
       labkit train --config runs/cnn-digits-20261126-120000/config.json --print-config
       labkit train --resume runs/cnn-digits-20261126-120000
     """
@@ -234,7 +275,7 @@ def train(recipe, config_file, print_config, resume_run, data_assignments, assig
     if resume_run:
         given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
         given += ["RECIPE"] * bool(recipe) + ["--config"] * bool(config_file) + \
-            ["--set"] * bool(assignments) + ["--data-option"] * bool(data_assignments)
+            ["--set"] * bool(assignments) + ["dataset options"] * bool(data_options)
         if given:
             raise LabkitError(f"--resume continues a run with its saved config; drop "
                               f"{', '.join(given)}.")
@@ -242,7 +283,7 @@ def train(recipe, config_file, print_config, resume_run, data_assignments, assig
     config = resolve_train_config(
         recipe=recipe, config_file=config_file, flags=flags,
         hparams=parse_assignments(assignments),
-        data_options=parse_assignments(data_assignments, "--data-option"))
+        data_options=data_options)
     if print_config:
         import json
 

@@ -65,7 +65,7 @@ class TrainConfig:
         """
         recipe = registry.get_recipe(self.recipe)
         recipe.check_hyperparameters(self.hparams)
-        spec = data.catalog_spec(self.dataset)
+        spec = data.catalog_spec(self.dataset, self.data_options)
         task = resolve_task(self.task, spec)
         if not recipe.accepts(spec.input_shape):
             raise LabkitError(
@@ -155,7 +155,7 @@ class TrainConfig:
 
 
 # Keys config.json adds about the run; read back, they are ignored.
-RECORD_ONLY = {"versions", "created", "run", "derived"}
+RECORD_ONLY = {"versions", "created", "run", "derived", "model_inputs", "data_spec"}
 # Every metric --monitor may name; which apply depends on the task (labkit.tasks.monitors).
 MONITORS = tuple(dict.fromkeys(m for task in tasks.TASKS for m in tasks.monitors(task)
                                if m.startswith("val_"))) + \

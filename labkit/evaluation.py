@@ -96,13 +96,17 @@ def evaluate(run_path, data_dir: str | None = None) -> dict:
         raise LabkitError(f"Dataset {loaded.spec.name!r} has no test split.")
     task = loaded.spec.task
     model = runs.load_model(run)
-    x, y = pipeline.arrays(loaded.test, scale=loaded.spec.scale)
+    prep = loaded.spec.preprocessing
+    raw = runs.takes_raw_inputs(run)  # else a run from before models took raw inputs
+    x, y = pipeline.arrays(loaded.test, prep=None if raw else prep)
     result = {"task": task, **tasks.evaluate_split(model, (x, y))}
     outputs = model.predict(x, verbose=0)
     result.update(report(task, y, outputs, loaded.spec.class_names))
-    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    inner = runs.unwrap(model)
+    members = [layer for layer in inner.layers if layer.name.startswith("member_")]
     if members:  # an ensemble: each member's score beside the ensemble's
-        scores = {m.name: headline(task, y, m.predict(x, verbose=0)) for m in members}
+        x_in = prep.numpy(x) if inner is not model else x
+        scores = {m.name: headline(task, y, m.predict(x_in, verbose=0)) for m in members}
         result["members_metric"] = headline(task, y, outputs)[0]
         result["members"] = {name: value for name, (_, value) in scores.items()}
     if task == "regression":

@@ -36,7 +36,7 @@ def export(run_path, fmt: str, output: str | None = None) -> dict:
         raise LabkitError(f"A Keras export needs a .keras file name. Received: {str(path)!r}")
     loaded = TrainConfig.from_dict(run.config).load_data()
     x, _ = pipeline.arrays(loaded.test if loaded.test is not None else loaded.train,
-                           scale=loaded.spec.scale)
+                           prep=None if runs.takes_raw_inputs(run) else loaded.spec.preprocessing)
     x = x[:CHECK_BATCH]
     expected = model.predict(x, verbose=0)
 

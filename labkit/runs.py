@@ -22,6 +22,11 @@ from labkit.errors import LabkitError
 CONFIG, HISTORY, METRICS, MODEL, CURVES = (
     "config.json", "history.csv", "metrics.json", "model.keras", "curves.png")
 TENSORBOARD = "tensorboard"
+# config.json's "model_inputs": model.keras starts with the dataset's preprocessing and takes raw
+# values (uint8 pixels, CSV columns). Runs made before it lack the key: their models take
+# preprocessed values. Checkpoints (last.keras, best.keras) always take preprocessed values.
+RAW = "raw"
+WRAPPER = "with_preprocessing"  # name of the model that puts the preprocessing first
 LOCK = ".lock"  # holds the pid of the process training the run
 
 
@@ -115,6 +120,31 @@ def load_model(run: Run, name: str = MODEL, compile: bool = True):
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors…
         raise LabkitError(f"{path} is not a readable Keras model file: "
                           f"{str(err).splitlines()[0][:200]}") from None
+
+
+def takes_raw_inputs(run: Run) -> bool:
+    """Whether the run's ``model.keras`` takes raw values (see :data:`RAW`)."""
+    return run.config.get("model_inputs") == RAW
+
+
+def with_preprocessing(model, prep):
+    """``model`` behind ``prep``'s Keras layers (``Rescaling``, ``Normalization``): a model
+    that takes raw values and answers as ``model`` does on preprocessed ones. ``model`` itself
+    when ``prep`` changes nothing."""
+    import keras
+
+    if prep.identity:
+        return model
+    inputs = keras.Input(model.input_shape[1:], name="raw_inputs")
+    x = inputs
+    for layer in prep.layers():
+        x = layer(x)
+    return keras.Model(inputs, model(x), name=WRAPPER)
+
+
+def unwrap(model):
+    """The trained model inside :func:`with_preprocessing`'s (``model`` if it is not one)."""
+    return model.layers[-1] if model.name == WRAPPER else model
 
 
 @contextlib.contextmanager

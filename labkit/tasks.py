@@ -75,12 +75,12 @@ def compile_for(model, optimizer, task: str = "classification"):
     return model
 
 
-def evaluate_split(model, split, *, scale: float = 1.0, batch_size: int = 256,
+def evaluate_split(model, split, *, prep=None, batch_size: int = 256,
                    prefix: str = "test") -> dict[str, float]:
     """The compiled model's loss and metrics on ``split``, keys prefixed: ``test_loss``,
     ``test_accuracy``. The loss is Keras's, as in history.csv's ``val_loss``: the task's loss plus
     the weight penalties (``l1``/``l2``) of the model."""
-    fed = pipeline.inputs(split, batch_size, scale=scale)
+    fed = pipeline.inputs(split, batch_size, prep=prep, cache=False)
     args = fed if isinstance(fed, tuple) else (fed,)
     results = model.evaluate(*args, batch_size=batch_size, verbose=0, return_dict=True)
     return {f"{prefix}_{k}": float(v) for k, v in results.items()}

@@ -114,9 +114,14 @@ def open_run(prepared: Prepared, echo: Echo = print) -> runs.Run:
     creation time, versions and the derived settings."""
     config = prepared.config
     run = runs.create_run(config.runs_dir, config.run_name())
+    spec = prepared.loaded.spec
     record = {**config.to_dict(), "run": run.path.name,
               "created": dt.datetime.now().isoformat(timespec="seconds"),
-              "versions": versions(), "derived": prepared.derived}
+              "versions": versions(), "derived": prepared.derived, "model_inputs": runs.RAW,
+              "data_spec": {"input_shape": list(spec.input_shape),
+                            "num_classes": spec.num_classes, "task": spec.task,
+                            "class_names": list(spec.class_names),
+                            "preprocessing": spec.preprocessing.to_dict()}}
     files.write_json(run.file(runs.CONFIG), record)
     echo(f"Run directory: {run.path}")
     return run
@@ -182,19 +187,25 @@ def fit_phases(prepared: Prepared, recorder: RunRecorder,
 
 
 def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
-    """Save model.keras (compiled), the decision boundary of a 2-D run, the test metrics and the
-    final metrics.json with status ``completed``."""
+    """Save model.keras (compiled, taking raw inputs: the dataset's preprocessing first), the
+    decision boundary of a 2-D run, the test metrics and the final metrics.json with status
+    ``completed``."""
     model, loaded = prepared.model, prepared.loaded
     if getattr(model, "optimizer", None) is None or not model.optimizer.built:  # fit in parts
         compile_model(model, prepared.config, loaded.spec.task)
         model.optimizer.build(model.trainable_variables)
+    saved = runs.with_preprocessing(model, loaded.spec.preprocessing)
+    if saved is not model:  # compiled too, so `evaluate` works on the loaded file
+        optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
+        tasks.compile_for(saved, optimizer, loaded.spec.task)
+        optimizer.build(saved.trainable_variables)
     with files.atomic_path(run.file(runs.MODEL)) as tmp:
-        model.save(tmp)
+        saved.save(tmp)
     if loaded.spec.input_shape == (2,):
         plots.decision_boundary(model, loaded, run.file(plots.BOUNDARY))
     test = {}
     if loaded.test is not None:
-        test = tasks.evaluate_split(model, loaded.test, scale=loaded.spec.scale,
+        test = tasks.evaluate_split(model, loaded.test, prep=loaded.spec.preprocessing,
                                     batch_size=prepared.derived["eval_batch_size"])
     recorder.finish("completed", test)
 
@@ -219,13 +230,13 @@ def fit_kwargs(prepared: Prepared, features=None) -> dict:
     asked), the validation inputs and class weights. ``features`` (a frozen base's ``predict``)
     maps both first when a phase trains only a head."""
     config, loaded, derived = prepared.config, prepared.loaded, prepared.derived
-    scale = loaded.spec.scale
+    prep, cache = loaded.spec.preprocessing, not loaded.cached
     kwargs = {
-        "x": pipeline.training_batches(loaded.train, derived["batch_size"], scale=scale,
+        "x": pipeline.training_batches(loaded.train, derived["batch_size"], prep=prep,
                                        seed=config.seed, augment=config.augment,
-                                       features=features),
-        "validation_data": pipeline.inputs(loaded.val, derived["eval_batch_size"], scale=scale,
-                                           features=features),
+                                       features=features, cache=cache),
+        "validation_data": pipeline.inputs(loaded.val, derived["eval_batch_size"], prep=prep,
+                                           features=features, cache=cache),
         "shuffle": False,  # the pipeline shuffles
     }
     if derived["class_weight"]:

@@ -6,6 +6,7 @@ import os
 
 from labkit._lazy import lazy_import
 from labkit.registry import recipe
+from labkit.runs import unwrap
 from recipes._common import as_list, check_positive_ints, check_task, output_layer
 
 keras = lazy_import("keras")
@@ -55,7 +56,8 @@ def build(input_shape, num_classes, task="classification", *,
     check_task(task, num_classes)
     import recipes._layers  # noqa: F401  registers the custom layers a saved model may use
 
-    old = keras.models.load_model(path, compile=False)
+    old = unwrap(keras.models.load_model(path, compile=False))  # a run's model.keras: the bare
+    # trained model behind its Rescaling; the new data are preprocessed by their own pipeline
     if tuple(old.input.shape[1:]) != tuple(input_shape):
         raise ValueError(f"The base model takes inputs {tuple(old.input.shape[1:])}, the new data "
                          f"{tuple(input_shape)}. Transfer needs the same input shape.")

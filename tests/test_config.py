@@ -7,7 +7,7 @@ import pytest
 from helpers import error_line, fit
 
 from labkit import runs
-from labkit.config import TrainConfig, resolve_train_config
+from labkit.config import RECORD_ONLY, TrainConfig, resolve_train_config
 
 
 def test_config_file_round_trip_and_flags_override(cli, tmp_path):
@@ -36,7 +36,7 @@ def test_run_config_json_reruns_with_every_option(tmp_path):
               schedule="cosine", early_stopping="on", tensorboard=True)
     again = TrainConfig.from_dict(run.config).resolve()
     stored = {k: v for k, v in run.config.items()
-              if k not in ("run", "created", "versions", "derived")}
+              if k not in RECORD_ONLY}
     assert again.to_dict() == {**stored, "class_weight": {3: 2.0}}  # JSON keys are strings
     assert again.class_weight == {3: 2.0} and again.schedule == {"name": "cosine", "epochs": 1,
                                                                    "alpha": 0.0}

@@ -7,6 +7,7 @@ import pytest
 from labkit import data
 from labkit.data import control_charts, pipeline, playground_sets
 from labkit.data import tfds as tfds_source
+from labkit.data.base import Preprocessing
 from labkit.errors import LabkitError
 
 
@@ -81,7 +82,7 @@ def test_control_charts_have_six_patterns_of_sixty_steps():
 @pytest.mark.parametrize(("name", "options", "message"), [
     ("mnistt", None, "Unknown dataset 'mnistt'. Did you mean: mnist? Known: digits, circle, xor, "
                      "gauss, spiral, control_charts, mnist, fashion_mnist, cifar10, a path to an "
-                     ".npz file, or tfds:NAME."),
+                     "image folder, a .csv or .npz file, or tfds:NAME."),
     ("spiral", {"noise": 2}, "Dataset option `noise` must be in [0, 0.5]. Received: noise=2"),
     ("spiral", {"num_samples": 5},
      "Dataset option `num_samples` must be an integer >= 20. Received: num_samples=5"),
@@ -101,7 +102,8 @@ def test_tfds_dataset_streams_under_mock_data(tmp_path):
         loaded = data.load("mnist", data_dir=str(tmp_path))
         assert loaded.streaming
         assert loaded.spec.input_shape == (28, 28, 1) and loaded.spec.num_classes == 10
-        batches = pipeline.training_batches(loaded.train, 16, scale=loaded.spec.scale, seed=0)
+        batches = pipeline.training_batches(loaded.train, 16, prep=loaded.spec.preprocessing,
+                                            seed=0)
         x, y = next(iter(batches))
         assert x.dtype.name == "float32" and x.shape == (16, 28, 28, 1)
         assert 0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1
@@ -163,7 +165,8 @@ def test_any_tfds_dataset_by_name_under_mock_data(tmp_path):
         assert two_classes.spec.input_shape == (96, 96, 3) and two_classes.spec.scale == 255
         assert (two_classes.spec.task, two_classes.spec.num_classes) == ("binary", 2)
         assert data.catalog_spec("tfds:patch_camelyon") == two_classes.spec
-        x, y = next(iter(pipeline.training_batches(two_classes.train, 4, scale=255.0)))
+        batches = pipeline.training_batches(two_classes.train, 4, prep=Preprocessing(255.0))
+        x, y = next(iter(batches))
         assert x.shape == (4, 96, 96, 3) and float(x.numpy().max()) <= 1
         # the catalog's names keep their task: ten classes, softmax
         assert data.load("mnist", data_dir=str(tmp_path)).spec.task == "classification"
@@ -171,8 +174,8 @@ def test_any_tfds_dataset_by_name_under_mock_data(tmp_path):
 
 @pytest.mark.parametrize(("name", "message"), [
     ("tfds:mnistt", "TFDS has no dataset 'mnistt'. Did you mean: mnist"),
-    ("tfds:cats_vs_dogs", "TFDS dataset 'cats_vs_dogs' has inputs of shape (None, None, 3): "
-                          "images that vary in size are not supported yet"),
+    ("tfds:cats_vs_dogs", "TFDS dataset 'cats_vs_dogs' has images of varying size "
+                          "(None, None, 3); pass --image-size HEIGHTxWIDTH"),
 ])
 def test_tfds_names_that_cannot_train(name, message):
     with pytest.raises(LabkitError) as info:

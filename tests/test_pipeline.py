@@ -7,6 +7,7 @@ from helpers import small_config
 
 from labkit import data, training
 from labkit.data import pipeline
+from labkit.data.base import Preprocessing
 
 
 @pytest.fixture(scope="module")
@@ -19,12 +20,12 @@ def prepared(tmp_path, **overrides) -> training.Prepared:
 
 
 def test_model_input_is_float32_scaled(digits):
-    scaled = pipeline.model_input(digits.train[0], digits.spec.scale)
+    scaled = pipeline.model_input(digits.train[0], digits.spec.preprocessing)
     assert scaled.dtype == np.float32 and scaled.min() == 0 and scaled.max() == 1
 
 
 def test_training_batches_are_reshuffled_every_epoch(digits):
-    batches = pipeline.training_batches(digits.train, 32, scale=digits.spec.scale, seed=1)
+    batches = pipeline.training_batches(digits.train, 32, prep=digits.spec.preprocessing, seed=1)
     first, second = ([y.numpy() for _, y in batches] for _ in range(2))
     assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
     np.testing.assert_array_equal(np.sort(np.concatenate(first)), np.sort(digits.train[1]))
@@ -35,8 +36,8 @@ def test_a_stream_and_its_arrays_feed_the_same_values(digits):
 
     x, y = digits.test
     stream = tf.data.Dataset.from_tensor_slices((x, y))
-    from_stream = pipeline.arrays(stream, scale=16.0, batch_size=50)
-    from_arrays = pipeline.arrays((x, y), scale=16.0)
+    from_stream = pipeline.arrays(stream, prep=Preprocessing(16.0), batch_size=50)
+    from_arrays = pipeline.arrays((x, y), prep=Preprocessing(16.0))
     np.testing.assert_array_equal(from_stream[0], from_arrays[0])
     np.testing.assert_array_equal(from_stream[1], y)
     assert pipeline.count(stream) == pipeline.count((x, y)) == 360
@@ -52,13 +53,16 @@ def test_image_augmentation_applies_to_training_batches_only(tmp_path, digits):
     assert x.shape[1:] == (8, 8, 1) and len(y) == 32
     x_val, y_val = kwargs["validation_data"]
     np.testing.assert_array_equal(y_val, digits.val[1])
-    np.testing.assert_array_equal(x_val, pipeline.model_input(digits.val[0], 16.0))
+    np.testing.assert_array_equal(x_val,
+                                  pipeline.model_input(digits.val[0], Preprocessing(16.0)))
 
 
 def test_features_map_training_and_validation_inputs(digits):
-    doubled = pipeline.inputs(digits.val, 32, scale=16.0, features=lambda x: 2 * x)
-    np.testing.assert_array_equal(doubled[0], 2 * pipeline.model_input(digits.val[0], 16.0))
-    batches = pipeline.training_batches(digits.train, 8, scale=16.0,
+    doubled = pipeline.inputs(digits.val, 32, prep=Preprocessing(16.0),
+                             features=lambda x: 2 * x)
+    np.testing.assert_array_equal(doubled[0],
+                                  2 * pipeline.model_input(digits.val[0], Preprocessing(16.0)))
+    batches = pipeline.training_batches(digits.train, 8, prep=Preprocessing(16.0),
                                         features=lambda x: x.reshape(len(x), -1))
     x, _ = next(iter(batches))
     assert x.shape == (8, 64)

@@ -135,7 +135,7 @@ def test_transfer_from_a_saved_run_freezes_and_replaces_the_head(tmp_path):
     assert model.get_layer("predictions").units == 3
     trainable = {layer.name: layer.trainable for layer in model.layers if layer.weights}
     assert trainable == {"block1_conv": False, "block2_conv": True, "predictions": True}
-    old = keras.models.load_model(source.file(runs.MODEL))
+    old = runs.unwrap(keras.models.load_model(source.file(runs.MODEL)))
     np.testing.assert_array_equal(model.get_layer("block2_conv").kernel.numpy(),
                                   old.get_layer("block2_conv").kernel.numpy())
     frozen = labkit.build("transfer", input_shape=(8, 8, 1), num_classes=3, base=str(source.path))
@@ -181,7 +181,7 @@ def test_feature_extraction_agrees_with_end_to_end_frozen_training(notop_weights
     from recipes.vgg16 import _split_base_head
 
     loaded = data.load("digits")
-    x = pipeline.model_input(loaded.train[0][:64], loaded.spec.scale)
+    x = pipeline.model_input(loaded.train[0][:64], loaded.spec.preprocessing)
     y = loaded.train[1][:64]
     trained = []
     for fast in (True, False):

@@ -9,7 +9,7 @@ import pytest
 from helpers import error_line
 
 import labkit
-from labkit import tasks
+from labkit import runs, tasks
 from labkit.data import npz
 
 
@@ -77,7 +77,7 @@ def test_binary_images_from_npz_end_to_end(npz_files, tmp_path, cli):
     run = labkit.load_run(tmp_path / "b")
     assert run.config["task"] == "binary"
     assert {"auc", "val_auc", "accuracy", "val_accuracy"} <= set(run.history.columns)
-    assert run.model.get_layer("predictions").units == 1
+    assert runs.unwrap(run.model).get_layer("predictions").units == 1
     report = labkit.evaluate(run)
     assert report["task"] == "binary" and np.sum(report["confusion_matrix"]) == 40
     assert report["test_accuracy"] == pytest.approx(run.metrics["test_accuracy"])
@@ -112,7 +112,7 @@ def test_multilabel_from_npz_reports_auc_per_label(npz_files, tmp_path):
 def test_task_override_on_two_classes(tmp_path):
     run = labkit.train("playground", dataset="circle", task="binary", epochs=2,
                        runs_dir=str(tmp_path), name="p", echo=lambda _: None)
-    assert run.model.get_layer("predictions").units == 1
+    assert runs.unwrap(run.model).get_layer("predictions").units == 1
     assert run.file("decision_boundary.png").exists()
 
 

@@ -69,7 +69,7 @@ def test_early_stopping_stops_on_a_plateau_and_restores_the_best_weights(tmp_pat
     assert metrics["stopped_epoch"] == 3 and len(rows) == 3
     assert metrics["restored_epoch"] == 1
     loaded = data.load("digits")
-    val_loss = run.model.evaluate(*pipeline.inputs(loaded.val, 32, scale=loaded.spec.scale),
+    val_loss = run.model.evaluate(*pipeline.inputs(loaded.val, 32),  # model.keras: raw inputs
                                   verbose=0, return_dict=True)["loss"]
     assert val_loss == pytest.approx(rows["val_loss"][0], rel=1e-4)  # epoch 1's weights
     assert val_loss > rows["val_loss"][2] + 0.05  # not the last epoch's
@@ -88,8 +88,7 @@ def test_augmentation_changes_training_inputs_only(tmp_path):
     assert history(noisy)["loss"][0] > history(plain)["loss"][0] + 0.2  # training saw noise
     loaded = data.load("digits")
     model = noisy.model
-    clean = model.evaluate(*pipeline.inputs(loaded.val, 32, scale=loaded.spec.scale),
-                           verbose=0, return_dict=True)
+    clean = model.evaluate(*pipeline.inputs(loaded.val, 32), verbose=0, return_dict=True)
     assert clean["loss"] == pytest.approx(history(noisy)["val_loss"][0], rel=1e-4)
     assert not any("Noise" in type(layer).__name__ for layer in model.layers)
 

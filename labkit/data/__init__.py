@@ -2,7 +2,7 @@
 
     from labkit import data
     loaded = data.load("digits")                  # Data: spec + train / val / test splits
-    x, y = data.pipeline.arrays(loaded.test, scale=loaded.spec.scale)
+    x, y = data.pipeline.arrays(loaded.test, prep=loaded.spec.preprocessing)
 
 - ``base``: :class:`DatasetSpec`, :class:`Data`, the fixed stratified split;
 - sources: ``bundled`` (scikit-learn's digits), ``playground_sets`` and ``control_charts``

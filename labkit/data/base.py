@@ -6,9 +6,76 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 # Splits of the bundled and generated sets are fixed, so runs with different seeds are compared
 # on the same validation and test examples.
 SPLIT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What happens to raw values on their way into the model: divided by ``scale`` (images),
+    then standardised with the training split's per-feature ``mean`` and ``variance`` (CSV
+    columns). The training pipeline applies it with :meth:`numpy` / :meth:`tensor`; the saved
+    ``model.keras`` starts with the same steps as Keras layers (:meth:`layers`), so it takes raw
+    inputs. Both compute ``x * (1 / scale)`` and ``(x - mean) / max(sqrt(variance), 1e-7)`` in
+    float32, as ``Rescaling`` and ``Normalization`` do."""
+
+    scale: float = 1.0
+    mean: tuple[float, ...] | None = None
+    variance: tuple[float, ...] | None = None
+
+    @property
+    def identity(self) -> bool:
+        return self.scale == 1 and self.mean is None
+
+    def numpy(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype="float32")
+        if self.scale != 1:
+            x = x * np.float32(1 / self.scale)
+        if self.mean is not None:
+            mean, std = self._moments()
+            x = (x - mean) / std
+        return x
+
+    def tensor(self, x):
+        import tensorflow as tf
+
+        x = tf.cast(x, tf.float32)
+        if self.scale != 1:
+            x = x * tf.constant(1 / self.scale, tf.float32)
+        if self.mean is not None:
+            mean, std = self._moments()
+            x = (x - mean) / std
+        return x
+
+    def layers(self) -> list:
+        """The Keras layers that do the same, for a model that takes raw inputs."""
+        import keras
+
+        made = []
+        if self.scale != 1:
+            made.append(keras.layers.Rescaling(1 / self.scale, name="rescaling"))
+        if self.mean is not None:
+            made.append(keras.layers.Normalization(mean=list(self.mean),
+                                                   variance=list(self.variance),
+                                                   name="normalization"))
+        return made
+
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "mean": self.mean, "variance": self.variance}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Preprocessing:
+        mean, variance = values.get("mean"), values.get("variance")
+        return cls(float(values.get("scale", 1.0)), tuple(mean) if mean is not None else None,
+                   tuple(variance) if variance is not None else None)
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        mean = np.asarray(self.mean, dtype="float32")
+        std = np.maximum(np.sqrt(np.asarray(self.variance, dtype="float32")), np.float32(1e-7))
+        return mean, std
 
 
 @dataclass(frozen=True)
@@ -21,6 +88,14 @@ class DatasetSpec:
     task: str = "classification"  # picks the loss and metrics (labkit.tasks)
     class_names: tuple[str, ...] = ()
     scale: float = 1.0  # raw values are divided by this on their way into the model
+    # Per-feature mean and variance of the training split (CSV columns): standardised in the
+    # model. Known once the data are loaded, None before.
+    mean: tuple[float, ...] | None = None
+    variance: tuple[float, ...] | None = None
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(self.scale, self.mean, self.variance)
 
 
 @dataclass
@@ -32,6 +107,8 @@ class Data:
     train: Any
     val: Any = None
     test: Any = None
+    cached: bool = False  # streams already cached on disk: the pipeline adds no memory cache
+    notes: tuple[str, ...] = ()  # what loading skipped or dropped, as `labkit data` shows it
 
     @property
     def streaming(self) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 from labkit.data.base import Data, DatasetSpec, split, train_val_test
 from labkit.errors import LabkitError
 
+OPTIONS = ()  # an .npz takes no dataset options
 LAYOUTS = (("x_train", "y_train", "x_test", "y_test"), ("x", "y"))
 
 
@@ -97,7 +98,11 @@ def spec_of(name: str, arrays: dict[str, np.ndarray]) -> DatasetSpec:
     return DatasetSpec(name, shape, num_classes, task=task, class_names=names, scale=scale)
 
 
-def load(name: str, validation_split: float) -> Data:
+def spec(name: str, options: dict) -> DatasetSpec:
+    return spec_of(name, read(name))
+
+
+def load(name: str, validation_split: float, **options) -> Data:
     """The splits of ``name``, a path to an ``.npz``; validation carved from training data
     (stratified for class labels)."""
     arrays = read(name)

@@ -2,9 +2,10 @@
 training, validation, evaluation, export checks and labs.
 
 A split is a pair of numpy arrays ``(x, y)`` (raw values: uint8 images, say) or an unbatched
-``tf.data.Dataset`` of ``(x, y)``. On the way in, values are cast to float32 and divided by the
-dataset's ``scale``. Functions take plain values (batch size, seed, augmentation), never a
-training config.
+``tf.data.Dataset`` of ``(x, y)``. On the way in, values are cast to float32 and preprocessed
+(``prep``, the dataset's :class:`~labkit.data.base.Preprocessing`: divided by its scale,
+standardised). Functions take plain values (batch size, seed, augmentation), never a training
+config.
 """
 
 from __future__ import annotations
@@ -14,17 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from labkit.data.base import Preprocessing
+
 SHUFFLE_BUFFER = 10_000  # examples a streamed split shuffles among (an in-memory one: all)
 
 
-def model_input(x, scale: float = 1.0) -> np.ndarray:
-    """Raw arrays as the model sees them: float32, divided by ``scale``."""
-    return np.asarray(x, dtype="float32") / np.float32(scale)
+def model_input(x, prep: Preprocessing | None = None) -> np.ndarray:
+    """Raw arrays as the model sees them: float32, preprocessed by ``prep``."""
+    return (prep or Preprocessing()).numpy(x)
 
 
-def training_batches(split, batch_size: int, *, scale: float = 1.0, seed: int | None = None,
-                     augment: dict[str, Any] | None = None,
-                     features: Callable[[np.ndarray], np.ndarray] | None = None):
+def training_batches(split, batch_size: int, *, prep: Preprocessing | None = None,
+                     seed: int | None = None, augment: dict[str, Any] | None = None,
+                     features: Callable[[np.ndarray], np.ndarray] | None = None,
+                     cache: bool = True):
     """The training pipeline: scaled, reshuffled every epoch, batched, augmented, prefetched.
 
     In-memory data goes through ``tf.data`` too: Keras's own ``fit(x, y, shuffle=True)`` on
@@ -35,12 +39,14 @@ def training_batches(split, batch_size: int, *, scale: float = 1.0, seed: int | 
         augment: a resolved augmentation (:func:`labkit.augment.resolve`), applied per batch.
         features: maps the scaled inputs first (a frozen base's ``predict``) when only a head
             trains; in-memory splits only.
+        cache: keep a streamed split's raw values in memory after the first epoch (False when
+            the source already caches it on disk).
     """
     import tensorflow as tf
 
     if isinstance(split, tuple):
         x, y = split
-        x = model_input(x, scale)
+        x = model_input(x, prep)
         if features is not None:
             x = features(x)
         ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
@@ -48,8 +54,8 @@ def training_batches(split, batch_size: int, *, scale: float = 1.0, seed: int | 
     else:
         if features is not None:
             raise ValueError("features= applies to in-memory splits only")
-        ds = _scaled(split, scale).cache().shuffle(SHUFFLE_BUFFER, seed=seed,
-                                                   reshuffle_each_iteration=True)
+        ds = _preprocessed(split.cache() if cache else split, prep).shuffle(
+            SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment:
         from labkit import augment as augmentation
@@ -58,8 +64,8 @@ def training_batches(split, batch_size: int, *, scale: float = 1.0, seed: int | 
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def inputs(split, batch_size: int, *, scale: float = 1.0,
-           features: Callable[[np.ndarray], np.ndarray] | None = None):
+def inputs(split, batch_size: int, *, prep: Preprocessing | None = None,
+           features: Callable[[np.ndarray], np.ndarray] | None = None, cache: bool = True):
     """What ``evaluate``/``predict``/``validation_data`` take, in order: scaled ``(x, y)``
     arrays for an in-memory split, a batched, cached pipeline for a streamed one; None stays
     None."""
@@ -67,16 +73,19 @@ def inputs(split, batch_size: int, *, scale: float = 1.0,
         return None
     if isinstance(split, tuple):
         x, y = split
-        x = model_input(x, scale)
+        x = model_input(x, prep)
         return (features(x) if features is not None else x), y
     import tensorflow as tf
 
-    return _scaled(split, scale).cache().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _preprocessed(split.cache() if cache else split, prep).batch(batch_size).prefetch(
+        tf.data.AUTOTUNE)
 
 
-def arrays(split, *, scale: float = 1.0, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Scaled inputs and labels of a split as numpy arrays (a stream is read once, in order)."""
-    fed = inputs(split, batch_size, scale=scale)
+def arrays(split, *, prep: Preprocessing | None = None,
+           batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Preprocessed inputs and labels of a split as numpy arrays (a stream is read once, in
+    order)."""
+    fed = inputs(split, batch_size, prep=prep, cache=False)
     if isinstance(fed, tuple):
         return fed
     xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in fed), strict=True)
@@ -87,7 +96,7 @@ def labels(split) -> np.ndarray:
     """A split's labels (a stream's read without decoding its inputs into batches)."""
     if isinstance(split, tuple):
         return np.asarray(split[1])
-    return np.fromiter(split.map(lambda x, y: y).as_numpy_iterator(), dtype="int64")
+    return np.stack(list(split.map(lambda x, y: y).as_numpy_iterator()))
 
 
 def count(split) -> int:
@@ -98,9 +107,8 @@ def count(split) -> int:
     return n if n >= 0 else int(split.reduce(0, lambda total, _: total + 1))
 
 
-def _scaled(ds, scale: float):
+def _preprocessed(ds, prep: Preprocessing | None):
     import tensorflow as tf
 
-    factor = tf.constant(scale, tf.float32)
-    return ds.map(lambda x, y: (tf.cast(x, tf.float32) / factor, y),
-                  num_parallel_calls=tf.data.AUTOTUNE)
+    prep = prep or Preprocessing()
+    return ds.map(lambda x, y: (prep.tensor(x), y), num_parallel_calls=tf.data.AUTOTUNE)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 
 from labkit._startup import import_tensorflow
+from labkit.data import images
 from labkit.data.base import Data, DatasetSpec
 from labkit.errors import LabkitError
 from labkit.options import did_you_mean
 
 PREFIX = "tfds:"  # --dataset tfds:NAME: any dataset TFDS knows
+OPTIONS = ("image_size",)  # resize every image to HEIGHTxWIDTH (needed when sizes vary)
 
 
 def is_tfds_name(name: str) -> bool:
@@ -35,19 +37,21 @@ def builder_for(name: str, data_dir: str | None = None):
                           f"{did_you_mean(tfds_name, tfds.list_builders())}") from None
 
 
-def spec_of(name: str, builder, task: str | None = None) -> DatasetSpec:
+def spec_of(name: str, builder, task: str | None = None, image_size=None) -> DatasetSpec:
     """The spec of a supervised image dataset from its TFDS info. ``task`` None: binary for two
-    classes (as the R lab's cats vs dogs), else classification."""
+    classes (as the R lab's cats vs dogs), else classification. ``image_size`` (``"150x150"``)
+    resizes the images, as it does for an image folder."""
     keys = builder.info.supervised_keys
     if not keys or len(keys) != 2 or not all(isinstance(k, str) for k in keys):
         raise LabkitError(f"TFDS dataset {builder.name!r} has no (input, label) pair to train on.")
     features = builder.info.features
     inputs, label = features[keys[0]], features[keys[1]]
     shape = tuple(getattr(inputs, "shape", ()))
+    if image_size is not None and len(shape) == 3 and shape[-1] is not None:
+        shape = (*images.parse_image_size(image_size), shape[-1])
     if not shape or None in shape:
-        raise LabkitError(f"TFDS dataset {builder.name!r} has inputs of shape {shape}: images "
-                          "that vary in size are not supported yet; resize them into an .npz "
-                          "(see `labkit data PATH`).")
+        raise LabkitError(f"TFDS dataset {builder.name!r} has images of varying size "
+                          f"{shape}; pass --image-size HEIGHTxWIDTH, e.g. --image-size 150x150.")
     if not hasattr(label, "num_classes"):
         raise LabkitError(f"TFDS dataset {builder.name!r} has no class labels ({keys[1]}).")
     num_classes = int(label.num_classes)
@@ -58,7 +62,8 @@ def spec_of(name: str, builder, task: str | None = None) -> DatasetSpec:
 
 
 def load(name: str, validation_split: float, *, data_dir: str | None = None,
-         offline_names: tuple[str, ...] = (), task: str | None = None) -> Data:
+         offline_names: tuple[str, ...] = (), task: str | None = None,
+         image_size=None) -> Data:
     """TFDS dataset ``name`` (``mnist`` or ``tfds:NAME``) as unbatched ``tf.data`` splits of
     ``(uint8 image, label)``; validation is the last ``validation_split`` of TFDS's ``train``
     split, and a dataset without a ``test`` split keeps the last 20 % of ``train`` for test.
@@ -67,11 +72,12 @@ def load(name: str, validation_split: float, *, data_dir: str | None = None,
         data_dir: TFDS data directory (default: ``$TFDS_DATA_DIR`` or TFDS's own).
         offline_names: datasets that need no download, named in the not-prepared message.
         task: the task of the spec; None: see :func:`spec_of`.
+        image_size: ``"HEIGHTxWIDTH"``: every image resized as an image folder's are.
     """
     import tensorflow_datasets as tfds
 
     builder = builder_for(name, data_dir)
-    spec = spec_of(name, builder, task)
+    spec = spec_of(name, builder, task, image_size)
     percent = round(validation_split * 100)
     if validation_split and not 1 <= percent <= 99:
         raise LabkitError("For TFDS datasets --validation-split must be between 0.01 and 0.99.")
@@ -97,6 +103,9 @@ def load(name: str, validation_split: float, *, data_dir: str | None = None,
         except Exception as err:
             raise LabkitError(not_prepared(builder.name, builder.data_dir, err,
                                            offline_names)) from not_on_disk
+    if image_size is not None:
+        size = images.parse_image_size(image_size)
+        datasets = [ds.map(lambda x, y: (images.resize(x, size), y)) for ds in datasets]
     train, *rest = datasets
     val, test = rest if percent else (None, rest[0])
     return Data(spec, train, val, test)

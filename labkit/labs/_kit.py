@@ -85,7 +85,7 @@ def digits(n_train: int | None = None, seed: int = 0, classes=None) -> dict[str,
     splits = {"train": loaded.train, "val": loaded.val, "test": loaded.test}
     out = {}
     for split, (x, y) in splits.items():
-        x = pipeline.model_input(x, loaded.spec.scale)
+        x = pipeline.model_input(x, loaded.spec.preprocessing)
         if classes is not None:
             keep = np.isin(y, classes)
             x, y = x[keep], np.searchsorted(np.asarray(classes), y[keep])
