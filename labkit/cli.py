@@ -156,7 +156,8 @@ def data(path, validation_split, data_options):
 @click.option("--summary/--no-summary", default=True, show_default=True,
               help="Build the model and print its summary (takes a few seconds: Keras loads).")
 @set_option
-def describe(recipe, dataset, input_shape, task, summary, assignments):
+@dataset_options
+def describe(recipe, dataset, input_shape, task, summary, assignments, data_options):
     """Show RECIPE's hyperparameters (default and current value) and its model summary.
 
     \b
@@ -172,6 +173,7 @@ def describe(recipe, dataset, input_shape, task, summary, assignments):
     info = registry.get_recipe(recipe)
     shape = desc.parse_shape(input_shape)
     built = desc.summary(recipe, dataset, values, input_shape=shape, task=task,
+                         data_options=data_options,
                          light_backend=True) if summary else None
     click.echo(f"{info.name}: {info.summary}\nlecture: {info.topic}")
     if info.train_defaults:

@@ -23,7 +23,8 @@ def hyperparameter_rows(name: str, values: dict[str, Any]) -> list[tuple[str, An
 
 
 def summary(name: str, dataset: str, values: dict[str, Any], *, input_shape: tuple | None = None,
-            task: str | None = None, light_backend: bool = False) -> tuple[str, int]:
+            task: str | None = None, light_backend: bool = False,
+            data_options: dict | None = None) -> tuple[str, int]:
     """The model summary text and parameter count of recipe ``name`` shaped for ``dataset``, or
     for ``input_shape`` and ``task`` where given (binary: two classes, one sigmoid unit).
 
@@ -32,7 +33,7 @@ def summary(name: str, dataset: str, values: dict[str, Any], *, input_shape: tup
     """
     if light_backend and not is_loaded("keras"):
         os.environ["KERAS_BACKEND"] = "numpy"
-    spec = data.catalog_spec(dataset)
+    spec = data.catalog_spec(dataset, data_options)
     task = task or spec.task
     num_classes = spec.num_classes
     if task != spec.task:  # another head for the same inputs

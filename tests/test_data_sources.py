@@ -181,3 +181,14 @@ def test_tfds_names_that_cannot_train(name, message):
     with pytest.raises(LabkitError) as info:
         data.catalog_spec(name)
     assert str(info.value).startswith(message)
+
+
+def test_a_tfds_set_of_varying_image_sizes_is_resized_with_image_size(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=12):
+        loaded = data.load("tfds:cats_vs_dogs", data_dir=str(tmp_path),
+                           options={"image_size": "40x50"})
+        assert loaded.spec.input_shape == (40, 50, 3) and loaded.spec.task == "binary"
+        assert data.catalog_spec("tfds:cats_vs_dogs", {"image_size": "40x50"}) == loaded.spec
+        x, _ = pipeline.arrays(loaded.test)
+        assert x.shape[1:] == (40, 50, 3) and x.max() <= 255
