@@ -28,3 +28,26 @@ def test_test_loss_is_the_compiled_loss_as_in_val_loss(digits_run):
 
     report = evaluation.evaluate(digits_run.path)
     assert report["test_loss"] == pytest.approx(digits_run.metrics["test_loss"], rel=1e-5)
+
+
+def test_a_run_from_before_models_took_raw_inputs_still_evaluates(digits_run, tmp_path):
+    """Runs made before model.keras started with the preprocessing: no `model_inputs` in
+    config.json, a model that takes scaled inputs. They load and evaluate as before."""
+    import shutil
+
+    import keras
+
+    from labkit import evaluation, runs
+
+    old = tmp_path / "old"
+    shutil.copytree(digits_run.path, old)
+    config = json.loads((old / runs.CONFIG).read_text())
+    del config["model_inputs"], config["data_spec"]
+    (old / runs.CONFIG).write_text(json.dumps(config))
+    wrapped = keras.models.load_model(old / runs.MODEL)
+    bare = runs.unwrap(wrapped)
+    bare.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    bare.save(old / runs.MODEL)
+    report = evaluation.evaluate(old)
+    assert report["test_accuracy"] == pytest.approx(digits_run.metrics["test_accuracy"],
+                                                    abs=1e-6)
