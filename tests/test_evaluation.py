@@ -46,7 +46,8 @@ def test_a_run_from_before_models_took_raw_inputs_still_evaluates(digits_run, tm
     (old / runs.CONFIG).write_text(json.dumps(config))
     wrapped = keras.models.load_model(old / runs.MODEL)
     bare = runs.unwrap(wrapped)
-    bare.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    bare.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    bare.optimizer.build(bare.trainable_variables)
     bare.save(old / runs.MODEL)
     report = evaluation.evaluate(old)
     assert report["test_accuracy"] == pytest.approx(digits_run.metrics["test_accuracy"],
