@@ -5,7 +5,9 @@ early stopping and reduce-on-plateau made resumable (their counters survive a re
 from __future__ import annotations
 
 import math
+import statistics
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,8 @@ from labkit import checkpoint, files, plots, runs, tasks
 if TYPE_CHECKING:
     from labkit.config import TrainConfig
 
+
+SECONDS = "seconds"  # history.csv's column: the epoch's wall time, training and validation
 
 # Set by the CLI's Ctrl-C / `kill` handler as it raises KeyboardInterrupt. Keras swallows an
 # exception raised inside parts of `model.save` (a bare `except:` in keras.saving), so the
@@ -98,6 +102,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.phase = PhaseProgress()
         self._controls: list = []
         self._learning_rate = float("nan")  # the rate the current epoch started with
+        self._epoch_start = time.perf_counter()
 
     def start_phase(self, index: int, name: str, planned: int, done: int, controls: list) -> None:
         self.phase = PhaseProgress(index, name, planned, done)
@@ -116,14 +121,16 @@ class RunRecorder(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         _stop_if_requested()
         self._learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         self.phase.done += 1
         # Keras's own "learning_rate" log is the rate at the epoch's end; the history records
         # the one the epoch started with, under plots.LEARNING_RATE.
         values = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+        seconds = round(time.perf_counter() - self._epoch_start, 3)  # training + validation
         row = {"epoch": epoch + 1, **({"phase": self.phase.name} if self.with_phase else {}),
-               plots.LEARNING_RATE: self._learning_rate, **values}
+               plots.LEARNING_RATE: self._learning_rate, SECONDS: seconds, **values}
         self.rows.append(row)
         if self._exploded(values.get("loss", 0.0)):
             self.diverged = {"epoch": epoch + 1, "loss": _show_loss(values["loss"]),
@@ -194,7 +201,11 @@ def summarize(rows: list[dict], status: str, monitor: str, best: dict,
                      "best_epoch": best.get("epoch"), f"best_{monitor}": best.get("value")}
     if rows:
         metrics.update({f"final_{k}": _finite(v) for k, v in rows[-1].items()
-                        if k not in ("epoch", "phase")})
+                        if k not in ("epoch", "phase", SECONDS)})
+        timed = [r[SECONDS] for r in rows if isinstance(r.get(SECONDS), (int, float))
+                 and math.isfinite(r[SECONDS])]
+        if timed:
+            metrics["seconds_per_epoch"] = round(statistics.median(timed), 3)
         if "val_accuracy" in rows[-1]:  # what `labkit runs` lists, whatever the monitor
             metrics["best_val_accuracy"] = max(_finite(r["val_accuracy"]) or 0.0 for r in rows)
     metrics.update({k: v for k, v in (extra or {}).items() if v is not None})

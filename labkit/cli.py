@@ -247,6 +247,16 @@ def describe(recipe, dataset, input_shape, task, summary, assignments, data_opti
               help="Deterministic TensorFlow ops: reruns give an identical history (slower).")
 @click.option("--tensorboard", is_flag=True, default=None,
               help="Write TensorBoard logs to RUN/tensorboard.")
+@click.option("--precision", type=click.Choice(["float32", "mixed"]),
+              help="mixed: float16 on a GPU, bfloat16 on a CPU with bfloat16 instructions, "
+                   "float32 otherwise; the output layer and loss stay float32."
+                   + default("precision"))
+@click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
+              help="tf.distribute: mirrored over this machine's GPUs (or --devices CPUs); "
+                   "--batch-size is then the global batch. multi-worker: refused, Keras 3's fit "
+                   "does not run under MultiWorkerMirroredStrategy." + default("distribute"))
+@click.option("--devices", type=int,
+              help="With --distribute mirrored and no GPU: this many logical CPU devices.")
 @click.option("--divergence-factor", type=float,
               help="Stop as diverged when the loss exceeds this many times the first epoch's; "
                    "0: only a NaN or infinite loss stops." + default("divergence_factor"))

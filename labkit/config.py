@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import augment, data, optim, options, registry, tasks
+from labkit.devices import check as check_placement
 from labkit.errors import LabkitError
 
 
@@ -49,6 +50,9 @@ class TrainConfig:
     seed: int = 42
     deterministic: bool = False  # TensorFlow op determinism: identical reruns, slower
     tensorboard: bool = False  # TensorBoard logs in RUN/tensorboard
+    precision: str = "float32"  # "mixed": float16 on a GPU, bfloat16 on a CPU that has it
+    distribute: str = "none"  # "mirrored" (GPUs or --devices CPUs), "multi-worker" (TF_CONFIG)
+    devices: int | None = None  # logical CPU devices for "mirrored" without GPUs
     # A loss above this many times the first epoch's is an explosion, like a non-finite one;
     # 0 turns the check off (non-finite losses always stop a run).
     divergence_factor: float = 100.0
@@ -89,6 +93,7 @@ class TrainConfig:
         name = self.name
         if name is not None and (not name or "/" in name or name.startswith(".")):
             raise LabkitError(f"--name must be a plain folder name. Received: {name!r}")
+        check_placement(self.precision, self.distribute, self.devices)
         for flag in ("deterministic", "tensorboard"):
             if not isinstance(getattr(self, flag), bool):
                 raise LabkitError(f"--{flag} is true or false. Received: {getattr(self, flag)!r}")

@@ -22,7 +22,19 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from labkit import __version__, checkpoint, data, files, optim, phases, plots, registry, runs, tasks
+from labkit import (
+    __version__,
+    checkpoint,
+    data,
+    devices,
+    files,
+    optim,
+    phases,
+    plots,
+    registry,
+    runs,
+    tasks,
+)
 from labkit.callbacks import STOP_REQUESTED, RunRecorder, training_controls
 from labkit.config import TrainConfig
 from labkit.data import pipeline
@@ -55,15 +67,19 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
 
     Every option is validated, the data loaded and the model built before the run directory is
     created, so a mistake costs nothing and leaves nothing behind. A run whose loss explodes
-    stops and is returned with status ``diverged`` (see :func:`divergence_message`).
+    stops and is returned with status ``diverged`` (see :func:`divergence_message`). The model
+    is built, compiled and fitted inside the precision policy and distribution strategy the
+    config asks for (:func:`labkit.devices.placed`).
 
     Raises:
         Interrupted: on Ctrl-C, after saving what finished; ``resume(err.run.path)`` continues.
     """
-    prepared = prepare(config if config.is_resolved else config.resolve())
-    run = open_run(prepared, echo)
-    with runs.lock(run):
-        return fit_and_finish(prepared, run)
+    config = config if config.is_resolved else config.resolve()
+    with devices.placed(config.precision, config.distribute, config.devices, echo) as place:
+        prepared = prepare(config, place=place)
+        run = open_run(prepared, echo)
+        with runs.lock(run):
+            return fit_and_finish(prepared, run)
 
 
 def resume(path: str | Path, echo: Echo = print) -> runs.Run:
@@ -71,7 +87,8 @@ def resume(path: str | Path, echo: Echo = print) -> runs.Run:
 
     The model, the optimizer's state (moments, step count, so the schedule's position), early
     stopping's and reduce-on-plateau's counters and the best metric come from ``last.keras``;
-    history.csv keeps the epochs up to it and continues after them.
+    history.csv keeps the epochs up to it and continues after them. The run's precision policy
+    and distribution are used again.
     """
     run = runs.open_run(path)
     with runs.lock(run):
@@ -84,21 +101,27 @@ def resume(path: str | Path, echo: Echo = print) -> runs.Run:
                               "again. Start a new run with a lower --learning-rate or with "
                               "--clipnorm.")
         config = TrainConfig.from_dict(run.config).resolve()
-        last = run.file(checkpoint.LAST)
-        saved = checkpoint.read(last) if last.exists() else None
-        done = saved.state["epoch"] if saved else 0
-        model = runs.load_model(run, checkpoint.LAST, compile=False) if saved else None
-        prepared = prepare(config, model=model, epochs_done=done)
-        echo(f"Resuming {run.path} after epoch {done}")
-        return fit_and_finish(prepared, run, saved, rows=previous_rows(run, done))
+        policy = run.config.get("derived", {}).get("dtype_policy", "float32")
+        with devices.placed(config.precision, config.distribute, config.devices, echo,
+                            policy=policy) as place:
+            last = run.file(checkpoint.LAST)
+            saved = checkpoint.read(last) if last.exists() else None
+            done = saved.state["epoch"] if saved else 0
+            model = runs.load_model(run, checkpoint.LAST, compile=False) if saved else None
+            prepared = prepare(config, model=model, epochs_done=done, place=place)
+            echo(f"Resuming {run.path} after epoch {done}")
+            return fit_and_finish(prepared, run, saved, rows=previous_rows(run, done))
 
 
 def prepare(config: TrainConfig, model: keras.Model | None = None,
-            epochs_done: int = 0) -> Prepared:
+            epochs_done: int = 0, place: devices.Placement | None = None) -> Prepared:
     """Load the data, derive batch and class-weight settings, seed, and build the model (or take
-    ``model``, a checkpoint's); nothing is written."""
+    ``model``, a checkpoint's); nothing is written. Call it inside ``place`` (see
+    :func:`labkit.devices.placed`), whose policy and replicas are recorded."""
     loaded = config.load_data()
     derived = derive(config, loaded)
+    derived["dtype_policy"] = place.policy if place else "float32"
+    derived["replicas"] = place.replicas if place else 1
     if config.deterministic:
         enable_determinism()
     keras.utils.set_random_seed(config.seed + epochs_done)

@@ -168,9 +168,13 @@ HEADS = {"classification": "softmax", "binary": "sigmoid", "multilabel": "sigmoi
 def output_layer(x, num_classes: int, task: str = "classification", **kwargs):
     """The ``predictions`` layer for ``task``: a softmax over ``num_classes`` classes, one sigmoid
     unit (binary, as ``layer_dense(units = 1, activation = "sigmoid")``), a sigmoid per label
-    (multilabel) or a linear unit per target (regression). ``kwargs`` go to the Dense layer."""
+    (multilabel) or a linear unit per target (regression). ``kwargs`` go to the Dense layer.
+
+    It computes in float32 whatever the dtype policy, so under mixed precision the outputs and
+    the loss keep full precision (Keras's advice for softmax outputs)."""
     units = 1 if task == "binary" else num_classes
-    return keras.layers.Dense(units, activation=HEADS[task], name="predictions", **kwargs)(x)
+    return keras.layers.Dense(units, activation=HEADS[task], name="predictions", dtype="float32",
+                              **kwargs)(x)
 
 
 def dense_head(x, num_classes: int, units: Sequence[int], dropout: Sequence[float],

@@ -1,0 +1,148 @@
+"""Precision policies and tf.distribute (labkit.devices): mixed precision's dtypes, its fallback,
+a mirrored run on two logical CPU devices, and the options' errors."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from helpers import error_line
+
+import labkit
+from labkit import devices, runs
+from labkit.errors import LabkitError
+
+
+def test_mixed_precision_computes_in_bfloat16_and_keeps_float32_where_it_matters(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(devices, "has_gpu", lambda: False)
+    monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: True)
+    run = labkit.train("mlp", dataset="digits", epochs=1, units=[8], precision="mixed",
+                       runs_dir=str(tmp_path), name="mixed", echo=lambda _: None)
+    assert run.config["precision"] == "mixed"
+    assert run.config["derived"]["dtype_policy"] == "mixed_bfloat16"
+    model = runs.unwrap(run.model)
+    hidden, head = model.get_layer("fc1"), model.get_layer("predictions")
+    assert (hidden.compute_dtype, hidden.variable_dtype) == ("bfloat16", "float32")
+    assert (head.compute_dtype, head.variable_dtype) == ("float32", "float32")
+    x = labkit.data.load("digits").test[0][:4]
+    assert run.model.predict(x, verbose=0).dtype == np.float32
+    import keras
+
+    assert keras.config.dtype_policy().name == "float32"  # the session's policy is put back
+    report = labkit.evaluate(run)  # the saved layers keep their policies
+    assert report["test_accuracy"] == pytest.approx(run.metrics["test_accuracy"], abs=1e-6)
+
+
+def test_a_resumed_mixed_run_keeps_its_policy(tmp_path, monkeypatch):
+    from labkit import callbacks, training
+
+    monkeypatch.setattr(devices, "has_gpu", lambda: False)
+    monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: True)
+    finish_epoch = callbacks.RunRecorder.on_epoch_end
+
+    def stop_after_first_epoch(self, epoch, logs=None):  # as Ctrl-C during epoch 2 would
+        finish_epoch(self, epoch, logs)
+        callbacks.STOP_REQUESTED.set()
+
+    monkeypatch.setattr(callbacks.RunRecorder, "on_epoch_end", stop_after_first_epoch)
+    with pytest.raises(training.Interrupted) as stopped:
+        labkit.train("mlp", dataset="digits", epochs=2, units=[8], precision="mixed",
+                     runs_dir=str(tmp_path), name="r", echo=lambda _: None)
+    monkeypatch.setattr(callbacks.RunRecorder, "on_epoch_end", finish_epoch)
+    monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: False)  # policy from the run
+    resumed = training.resume(stopped.value.run.path, echo=lambda _: None)
+    assert resumed.metrics["epochs_completed"] == 2
+    assert runs.unwrap(resumed.model).get_layer("fc1").compute_dtype == "bfloat16"
+
+
+def test_without_bfloat16_or_a_gpu_mixed_falls_back_to_float32_with_a_note(monkeypatch):
+    monkeypatch.setattr(devices, "has_gpu", lambda: False)
+    monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: False)
+    policy, note = devices.policy_for("mixed")
+    assert policy == "float32" and note.startswith("--precision mixed: this CPU has no bfloat16")
+    monkeypatch.setattr(devices, "has_gpu", lambda: True)
+    assert devices.policy_for("mixed") == ("mixed_float16", None)
+    assert devices.policy_for("float32") == ("float32", None)
+
+
+SCRIPT = """
+import json, sys
+import labkit
+options = json.loads(sys.argv[1])
+run = labkit.train("mlp", dataset=sys.argv[2], units=[16], epochs=2, seed=3, optimizer="sgd",
+                   learning_rate=0.1, validation_split=0.25, runs_dir=sys.argv[3],
+                   name=options.pop("name"), echo=lambda _: None, **options)
+weights = [w.tolist() for w in labkit.runs.unwrap(run.model).get_weights()]
+print(json.dumps({"weights": weights, "replicas": run.config["derived"]["replicas"],
+                  "loss": run.history["loss"].tolist()}))
+"""
+
+
+def train_in_a_process(options, dataset, runs_dir):
+    """Logical devices exist only in a fresh TensorFlow: train in a child process."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), json.dumps(options),
+                           str(dataset), str(runs_dir)], capture_output=True, text=True,
+                          check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def even_digits(tmp_path_factory):
+    """1 280 digits: 1 024 to train on, 768 after validation, so batches split evenly."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    path = tmp_path_factory.mktemp("npz") / "digits.npz"
+    np.savez(path, x=bunch.images[:1280].astype("uint8"), y=bunch.target[:1280])
+    return path
+
+
+def test_mirrored_on_two_logical_devices_matches_one_device(even_digits, tmp_path):
+    """The full batch split over two replicas gives the gradient one device computes: the
+    same weights."""
+    one = train_in_a_process({"name": "one", "batch_size": "full"}, even_digits, tmp_path)
+    two = train_in_a_process({"name": "two", "batch_size": "full", "distribute": "mirrored",
+                              "devices": 2}, even_digits, tmp_path)
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    for a, b in zip(one["weights"], two["weights"], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_mirrored_minibatches_train_as_one_device_does(even_digits, tmp_path):
+    """With minibatches Keras's distributed input draws the shuffled batches in another order
+    (plain Keras under MirroredStrategy does too), so the runs agree in their losses, not
+    weight for weight."""
+    mini = train_in_a_process({"name": "mini", "batch_size": 32, "distribute": "mirrored",
+                               "devices": 2}, even_digits, tmp_path)
+    single = train_in_a_process({"name": "single", "batch_size": 32}, even_digits, tmp_path)
+    assert mini["replicas"] == 2
+    np.testing.assert_allclose(mini["loss"], single["loss"], rtol=0.05)
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--devices", "2"], "Error: --devices applies to --distribute mirrored (logical CPU "
+                         "devices)."),
+    (["--distribute", "mirrored", "--devices", "0"], "Error: --devices must be an integer >= 1. "
+                                                     "Received: 0"),
+    (["--distribute", "multi-worker"], "Error: --distribute multi-worker is not available: "
+     "Keras 3's Model.fit fails under tf.distribute.MultiWorkerMirroredStrategy "
+     "(keras-team/keras#20585). Use --distribute mirrored on one machine with several GPUs."),
+])
+def test_bad_placement_options(cli, tmp_path, args, line):
+    result = cli("train", "mlp", "--runs-dir", tmp_path / "runs", *args)
+    assert result.exit_code == 1
+    assert error_line(result) == line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_logical_devices_after_tensorflow_started_is_a_clear_error():
+    import tensorflow as tf
+
+    tf.constant(1.0)  # TensorFlow has run something in this process
+    with pytest.raises(LabkitError, match="--devices 3: TensorFlow has already started"):
+        devices.strategy("mirrored", 3)
