@@ -16,7 +16,9 @@ import tempfile
 
 
 def import_tensorflow():
-    """Import TensorFlow and initialise its devices quietly; returns the module."""
+    """Import TensorFlow and initialise its devices quietly; returns the module. On another
+    Keras backend (``KERAS_BACKEND=jax``) only Keras is imported, and None returned: training
+    on in-memory data needs no TensorFlow there."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     verbose = os.environ.get("LABKIT_VERBOSE", "") not in ("", "0")
@@ -30,7 +32,9 @@ def import_tensorflow():
 
             # Keras first: a lazily registered keras (labkit._lazy) must not be executed from
             # inside TensorFlow's own import, which leaves it half initialised.
-            keras.backend.backend()
+            if keras.backend.backend() != "tensorflow":
+                failed = False
+                return None
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # the device probe writes its notices now

@@ -6,6 +6,7 @@ parameter count are the same on every backend, and the numpy one starts in about
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -31,8 +32,8 @@ def summary(name: str, dataset: str, values: dict[str, Any], *, input_shape: tup
     ``light_backend=True`` (the CLI's choice) loads Keras on its numpy backend if Keras is not
     loaded yet; a Python session keeps its own backend.
     """
-    if light_backend and not is_loaded("keras"):
-        os.environ["KERAS_BACKEND"] = "numpy"
+    if light_backend and not is_loaded("keras") and importlib.util.find_spec("jax"):
+        os.environ["KERAS_BACKEND"] = "numpy"  # Keras's numpy backend borrows jax.lax
     spec = data.catalog_spec(dataset, data_options)
     task = task or spec.task
     num_classes = spec.num_classes

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from labkit._lazy import lazy_import
 from labkit.files import atomic_path
+
+np = lazy_import("numpy")  # imported on first use: `labkit lab list` never pays for them
+pd = lazy_import("pandas")
 
 BOUNDARY = "decision_boundary.png"
 GRID_LIMIT, GRID_SIZE = 6.0, 100  # the Playground's [-6, 6]², 100 × 100

@@ -38,6 +38,7 @@ from labkit import (
 from labkit.callbacks import STOP_REQUESTED, RunRecorder, training_controls
 from labkit.config import TrainConfig
 from labkit.data import pipeline
+from labkit.data.batches import ArrayBatches
 from labkit.errors import LabkitError
 
 Echo = Callable[[str], None]
@@ -257,13 +258,14 @@ def fit_kwargs(prepared: Prepared, features=None) -> dict:
     kwargs = {
         "x": pipeline.training_batches(loaded.train, derived["batch_size"], prep=prep,
                                        seed=config.seed, augment=config.augment,
-                                       features=features, cache=cache),
+                                       features=features, cache=cache,
+                                       class_weight=derived["class_weight"]),
         "validation_data": pipeline.inputs(loaded.val, derived["eval_batch_size"], prep=prep,
                                            features=features, cache=cache),
         "shuffle": False,  # the pipeline shuffles
     }
-    if derived["class_weight"]:
-        kwargs["class_weight"] = derived["class_weight"]
+    if derived["class_weight"] and not isinstance(kwargs["x"], ArrayBatches):
+        kwargs["class_weight"] = derived["class_weight"]  # ArrayBatches yields them itself
     return kwargs
 
 

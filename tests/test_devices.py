@@ -146,3 +146,51 @@ def test_logical_devices_after_tensorflow_started_is_a_clear_error():
     tf.constant(1.0)  # TensorFlow has run something in this process
     with pytest.raises(LabkitError, match="--devices 3: TensorFlow has already started"):
         devices.strategy("mirrored", 3)
+
+
+JAX_SCRIPT = """
+import json, sys
+import keras
+import labkit
+from labkit import callbacks, export, training
+
+assert keras.backend.backend() == "jax"
+finish_epoch = callbacks.RunRecorder.on_epoch_end
+
+def stop_after_first_epoch(self, epoch, logs=None):
+    finish_epoch(self, epoch, logs)
+    callbacks.STOP_REQUESTED.set()
+
+callbacks.RunRecorder.on_epoch_end = stop_after_first_epoch
+try:
+    labkit.train("cnn", dataset="digits", epochs=3, filters=[8, 16], runs_dir=sys.argv[1],
+                 name="jax", class_weight="balanced", augment="noise=0.05",
+                 echo=lambda _: None)
+except training.Interrupted as stopped:
+    path = stopped.run.path
+callbacks.RunRecorder.on_epoch_end = finish_epoch
+run = training.resume(path, echo=lambda _: None)
+report = labkit.evaluate(run)
+exported = export.export(run.path, "keras")
+print(json.dumps({"backend": run.config["versions"]["backend"],
+                  "epochs": run.metrics["epochs_completed"], "status": run.metrics["status"],
+                  "test_accuracy": report["test_accuracy"],
+                  "trained_accuracy": run.metrics["test_accuracy"],
+                  "export_diff": exported["max_abs_diff"]}))
+"""
+
+
+@pytest.mark.slow
+def test_training_runs_on_the_jax_backend_without_tf_data(tmp_path):
+    """train → interrupt → resume → evaluate → export .keras, all under KERAS_BACKEND=jax."""
+    pytest.importorskip("jax")
+    import os
+
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(JAX_SCRIPT), str(tmp_path)],
+                          capture_output=True, text=True, check=False, timeout=600,
+                          env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["backend"], result["epochs"], result["status"]) == ("jax", 3, "completed")
+    assert result["test_accuracy"] == pytest.approx(result["trained_accuracy"], abs=1e-6)
+    assert result["export_diff"] <= 1e-5

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from labkit._lazy import lazy_import
+
+np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
 # Splits of the bundled and generated sets are fixed, so runs with different seeds are compared
 # on the same validation and test examples.

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
-
+from labkit._lazy import lazy_import
 from labkit.data import (
     bundled,
     control_charts,
@@ -32,6 +31,8 @@ from labkit.data import (
 from labkit.data.base import Data, DatasetSpec
 from labkit.errors import LabkitError
 from labkit.options import did_you_mean
+
+np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
 
 @dataclass(frozen=True)

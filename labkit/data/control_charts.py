@@ -3,9 +3,10 @@ patterns, for the 1-D CNN."""
 
 from __future__ import annotations
 
-import numpy as np
-
+from labkit._lazy import lazy_import
 from labkit.data.base import Data, DatasetSpec, train_val_test
+
+np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
 CONTROL_CHART_CLASSES = ("normal", "cyclic", "increasing trend", "decreasing trend",
                          "upward shift", "downward shift")

@@ -30,10 +30,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from labkit._lazy import lazy_import
 from labkit.data.base import Data, DatasetSpec, split, train_val_test
 from labkit.errors import LabkitError
+
+np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras's directory loader reads
 SPLIT_FOLDERS = {"train": ("train",), "val": ("validation", "val"), "test": ("test",)}

@@ -18,10 +18,11 @@ import os
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
+from labkit._lazy import lazy_import
 from labkit.data.base import Data, DatasetSpec, split, train_val_test
 from labkit.errors import LabkitError
+
+np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
 OPTIONS = ()  # an .npz takes no dataset options
 LAYOUTS = (("x_train", "y_train", "x_test", "y_test"), ("x", "y"))

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
+from labkit._lazy import lazy_import
 from labkit.data.base import Preprocessing
+
+np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
 SHUFFLE_BUFFER = 10_000  # examples a streamed split shuffles among (an in-memory one: all)
 
@@ -28,12 +29,14 @@ def model_input(x, prep: Preprocessing | None = None) -> np.ndarray:
 def training_batches(split, batch_size: int, *, prep: Preprocessing | None = None,
                      seed: int | None = None, augment: dict[str, Any] | None = None,
                      features: Callable[[np.ndarray], np.ndarray] | None = None,
-                     cache: bool = True):
+                     cache: bool = True, class_weight: dict[int, float] | None = None):
     """The training pipeline: scaled, reshuffled every epoch, batched, augmented, prefetched.
 
     In-memory data goes through ``tf.data`` too: Keras's own ``fit(x, y, shuffle=True)`` on
     arrays repeats the same order every epoch once a global seed is set (measured with Keras
-    3.15), which would make every epoch's minibatches the same.
+    3.15), which would make every epoch's minibatches the same. On another Keras backend (JAX,
+    PyTorch) in-memory data become :class:`~labkit.data.batches.ArrayBatches` instead,
+    without TensorFlow; streamed splits need TensorFlow.
 
     Args:
         augment: a resolved augmentation (:func:`labkit.augment.resolve`), applied per batch.
@@ -41,7 +44,23 @@ def training_batches(split, batch_size: int, *, prep: Preprocessing | None = Non
             trains; in-memory splits only.
         cache: keep a streamed split's raw values in memory after the first epoch (False when
             the source already caches it on disk).
+        class_weight: weights per class, for :class:`ArrayBatches` (it yields them as sample
+            weights); a ``tf.data`` pipeline leaves them to ``fit(class_weight=...)``.
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        if not isinstance(split, tuple):
+            from labkit.errors import LabkitError
+
+            raise LabkitError(f"Streamed datasets (TFDS sets, image folders too large for "
+                              f"memory) need Keras's TensorFlow backend; KERAS_BACKEND is "
+                              f"{keras.backend.backend()}.")
+        from labkit.data.batches import ArrayBatches
+
+        x = model_input(split[0], prep)
+        return ArrayBatches(features(x) if features is not None else x, split[1], batch_size,
+                            seed=seed, augment=augment, class_weight=class_weight)
     import tensorflow as tf
 
     if isinstance(split, tuple):
@@ -112,3 +131,4 @@ def _preprocessed(ds, prep: Preprocessing | None):
 
     prep = prep or Preprocessing()
     return ds.map(lambda x, y: (prep.tensor(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+

@@ -6,10 +6,11 @@ Labels are the Playground's −1 (orange) and +1 (blue), returned as classes 0 a
 
 from __future__ import annotations
 
-import numpy as np
-
+from labkit._lazy import lazy_import
 from labkit.data.base import SPLIT_SEED, Data, DatasetSpec, split
 from labkit.errors import LabkitError
+
+np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
 NUM_SAMPLES = 500  # the Playground's classification sets
 RADIUS = 5.0

@@ -22,11 +22,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from labkit._lazy import lazy_import
 from labkit.data.base import Data, DatasetSpec, train_val_test
 from labkit.errors import LabkitError
 from labkit.options import did_you_mean
+
+np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
 OPTIONS = ("target", "dropna")
 MAX_CLASSES = 20  # an integer target with more distinct values is a quantity: regression

@@ -14,12 +14,13 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-import pandas as pd
-
 from labkit import files, lecture
+from labkit._lazy import lazy_import
 from labkit.errors import LabkitError
 from labkit.labs._kit import LABS, Lab
 from labkit.options import did_you_mean
+
+pd = lazy_import("pandas")
 
 __all__ = ["DEFAULT_SEED", "LABS", "Lab", "get", "names", "output_dir", "run", "verdict_of"]
 

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from labkit import lecture
 from labkit._lazy import lazy_import
 from labkit.plots import figure, save  # noqa: F401  re-exported for the lab modules
 
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
+
 keras = lazy_import("keras")
 
-Measure = Callable[[bool, int], pd.DataFrame]
+Measure = Callable[[bool, int], "pd.DataFrame"]
 
 
 @dataclass(frozen=True)

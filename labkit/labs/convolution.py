@@ -3,9 +3,7 @@ padding and stride, parameter sharing, and transfer learning."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
+from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     accuracy,
     build,
@@ -19,6 +17,9 @@ from labkit.labs._kit import (
     learning_curves,
     save,
 )
+
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 # --- the convolution ----------------------------------------------------------------------
 

@@ -3,9 +3,7 @@ skip connections."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
+from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     build,
     compiled,
@@ -19,6 +17,9 @@ from labkit.labs._kit import (
     learning_curves,
     save,
 )
+
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 # --- vanishing gradients -------------------------------------------------------------------
 

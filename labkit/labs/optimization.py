@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-import pandas as pd
-
+from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     build,
     compiled,
@@ -21,6 +19,9 @@ from labkit.labs._kit import (
     learning_curves,
     save,
 )
+
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 # --- full batch vs minibatch ---------------------------------------------------------------
 
@@ -185,9 +186,9 @@ def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
 
 # --- momentum ------------------------------------------------------------------------------
 
-CANYON = np.array([1.0, 100.0])  # f(θ) = ½ Σ cᵢ θᵢ²: a long narrow valley (condition number 100)
+CANYON = (1.0, 100.0)  # f(θ) = ½ Σ cᵢ θᵢ²: a long narrow valley (condition number 100)
 RATE = 0.019  # just under 2/100: SGD zigzags across the valley
-START = np.array([-10.0, 1.5])
+START = (-10.0, 1.5)
 TARGET = 1e-3
 
 
@@ -240,7 +241,7 @@ def momentum(quick: bool, seed: int) -> pd.DataFrame:
     rows = []
     for name, alpha in [("sgd", 0.0), ("momentum α=0.5", 0.5), ("momentum α=0.9", 0.9),
                         ("momentum α=0.99", 0.99)]:
-        theta = keras.Variable(START.astype("float32"))
+        theta = keras.Variable(np.array(START, dtype="float32"))
         opt = optim.make("momentum" if alpha else "sgd", RATE,
                          {"momentum": alpha} if alpha else None)
 
@@ -249,7 +250,7 @@ def momentum(quick: bool, seed: int) -> pd.DataFrame:
         for k in range(steps + 1):
             value = theta.numpy()
             rows.append({"optimizer": name, "alpha": alpha, "step": k, "x": value[0],
-                         "y": value[1], "loss": float(0.5 * (CANYON * value ** 2).sum())})
+                         "y": value[1], "loss": float(0.5 * (np.array(CANYON) * value ** 2).sum())})
             step()
     return pd.DataFrame(rows)
 

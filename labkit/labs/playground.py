@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
+from labkit._lazy import lazy_import
 from labkit.labs._kit import build, compiled, figure, fit, holds, keras, lab, save
+
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 ENGINEERED = {"circle": ["x1^2", "x2^2"], "xor": ["x1*x2"],
               "spiral": ["x1", "x2", "x1^2", "x2^2", "x1*x2", "sin(x1)", "sin(x2)"]}

@@ -3,9 +3,7 @@ augmentation and ensembles, each on a small training set where overfitting shows
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
+from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     accuracy,
     build,
@@ -21,6 +19,9 @@ from labkit.labs._kit import (
     learning_curves,
     save,
 )
+
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 SMALL = 100  # training examples (10 per class): small enough to overfit
 

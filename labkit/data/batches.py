@@ -1,0 +1,51 @@
+"""Training batches from arrays as a ``keras.utils.PyDataset``: the in-memory pipeline on Keras
+backends other than TensorFlow (see :func:`labkit.data.pipeline.training_batches`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """In-memory training batches without ``tf.data``, for Keras's JAX and PyTorch backends:
+    a new seeded order every epoch, each batch augmented with the same Keras layers as the
+    ``tf.data`` path, class weights yielded as sample weights."""
+
+    def __init__(self, x, y, batch_size: int, *, seed: int | None = None,
+                 augment: dict[str, Any] | None = None,
+                 class_weight: dict[int, float] | None = None) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size = x, np.asarray(y), batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(self.y))
+        self.weights = None
+        if class_weight:
+            table = np.ones(max(class_weight) + 1, dtype="float32")
+            for label, weight in class_weight.items():
+                table[label] = weight
+            self.weights = table
+        self.stack = []
+        if augment:
+            from labkit import augment as augmentation
+
+            self.stack = augmentation.layers(augment, seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x, y = self.x[chosen], self.y[chosen]
+        for layer in self.stack:
+            x = layer(x, training=True)
+        if self.stack:
+            x = keras.ops.convert_to_numpy(x)
+        if self.weights is not None:
+            return x, y, self.weights[y]
+        return x, y
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.y))
