@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all lint train-digits bench labs
+.PHONY: help install test test-slow test-all lint train-digits bench bench-mnist labs
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-25s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ lint: $(STAMP) ## ruff over the code
 train-digits: $(STAMP) ## the main job: train the course CNN on bundled digits, offline
 	$(BIN)/labkit train cnn --dataset digits
 
-bench: $(STAMP) ## labkit vs plain Keras on the same data, as ratios
+bench: $(STAMP) ## labkit vs plain Keras on the same data, as ratios (digits, ~2 min)
 	$(BIN)/python bench/bench_train.py
+
+bench-mnist: $(STAMP) ## labkit vs the keras-io MNIST convnet script at MNIST scale (~10 min)
+	$(BIN)/python bench/bench_mnist.py
 
 labs: $(STAMP) ## run every lab, full versions (about 15 min on 2 cores); results in labs/
 	$(BIN)/labkit lab run all

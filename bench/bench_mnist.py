@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -58,8 +59,9 @@ def labkit(data: Path, epochs: int, work: Path, extra: list[str]) -> tuple[float
     import pandas as pd
 
     name = f"run{len(list(work.iterdir()))}"
-    command = str(Path(sys.executable).parent / "labkit")  # the installed entry point
-    whole = timed([command, "train", "cnn", "--dataset", str(data),
+    # the CLI through this Python (also where labkit is importable but has no entry script)
+    command = [sys.executable, "-c", "from labkit.cli import main; main()"]
+    whole = timed([*command, "train", "cnn", "--dataset", str(data),
                    "--set", "filters=[32,64]", "--set", "padding=valid", "--set", "dropout=0.5",
                    "--batch-size", "128", "--optimizer", "adam", "--validation-split", "0.1",
                    "--epochs", str(epochs), "--runs-dir", str(work), "--name", name, *extra])
@@ -92,6 +94,13 @@ def main() -> None:
                 results[name].append(run())
                 print(f"{name:<18} {results[name][-1][0]:8.0f} images/s steady, "
                       f"{results[name][-1][1]:6.1f} s whole", flush=True)
+    from labkit._startup import import_tensorflow
+
+    import_tensorflow()  # quietly, for the version line
+    import keras
+
+    print(f"\n{platform.processor() or platform.machine()}, Keras {keras.__version__} on "
+          f"{keras.backend.backend()}")
     ref_speed = statistics.median(s for s, _ in results["reference"])
     ref_whole = statistics.median(w for _, w in results["reference"])
     print(f"\nmedians of {args.repeat}, {args.epochs} epochs, {TRAIN} images (90 % trained on):")

@@ -142,7 +142,8 @@ class TrainConfig:
 
     def run_name(self, now: dt.datetime | None = None) -> str:
         stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
-        return self.name or f"{self.recipe}-{self.dataset}-{stamp}"
+        dataset = Path(self.dataset.rstrip("/")).name.replace(":", "-")  # a path: its last part
+        return self.name or f"{self.recipe}-{dataset}-{stamp}"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

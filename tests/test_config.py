@@ -158,3 +158,16 @@ def test_resume_takes_no_other_options(cli, tmp_path):
     assert result.exit_code == 1
     assert error_line(result) == \
         "Error: --resume continues a run with its saved config; drop --epochs."
+
+
+@pytest.mark.parametrize(("dataset", "folder"), [
+    ("digits", "cnn-digits-20261127-120000"),
+    ("data/houses.csv", "cnn-houses.csv-20261127-120000"),
+    ("pictures/cats_and_dogs/", "cnn-cats_and_dogs-20261127-120000"),
+    ("tfds:cats_vs_dogs", "cnn-tfds-cats_vs_dogs-20261127-120000"),
+])
+def test_default_run_names_are_one_folder_even_for_path_datasets(dataset, folder):
+    import datetime as dt
+
+    config = TrainConfig("cnn", dataset=dataset)
+    assert config.run_name(dt.datetime(2026, 11, 27, 12, 0, 0)) == folder
