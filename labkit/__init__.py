@@ -30,11 +30,12 @@ from labkit.registry import build, get_recipe, list_recipes  # noqa: E402
 if TYPE_CHECKING:
     from labkit.runs import Run
 
-__all__ = ["__version__", "build", "evaluate", "get_recipe", "list_recipes", "load_run", "train"]
+__all__ = ["__version__", "build", "evaluate", "get_recipe", "list_recipes", "load_run",
+           "predict", "train"]
 
-_SUBMODULES = {"augment", "callbacks", "checkpoint", "config", "data", "describe", "evaluation",
-               "export", "labs", "lecture", "optim", "options", "phases", "plots", "registry",
-               "runs", "tasks", "training"}
+_SUBMODULES = {"augment", "callbacks", "checkpoint", "config", "data", "describe", "devices",
+               "evaluation", "export", "labs", "lecture", "optim", "options", "phases", "plots",
+               "prediction", "registry", "runs", "tasks", "training"}
 
 
 def __getattr__(name: str):
@@ -89,6 +90,18 @@ def evaluate(run: Run | str | os.PathLike, data_dir: str | None = None) -> dict:
     from labkit.evaluation import evaluate as evaluate_run
 
     return evaluate_run(getattr(run, "path", run), data_dir)
+
+
+def predict(run: Run | str | os.PathLike, inputs, **options):
+    """The run's predictions on ``inputs`` (image files, folders, globs, a .csv or an .npz) as
+    a pandas DataFrame, as ``labkit predict`` prints them; ``options``: ``model`` (final, best,
+    last), ``top``, ``threshold``, ``skip_bad`` (see :func:`labkit.prediction.predict`)."""
+    from labkit._startup import import_tensorflow
+
+    import_tensorflow()
+    from labkit.prediction import predict as predict_run
+
+    return predict_run(getattr(run, "path", run), inputs, **options)
 
 
 def load_run(path: str | os.PathLike) -> Run:

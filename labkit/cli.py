@@ -349,16 +349,71 @@ def evaluate(run, data_dir):
 
 @main.command()
 @click.argument("run")
-@click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel"]), default="keras",
-              show_default=True, help="Keras 3 .keras file, or a TensorFlow SavedModel folder.")
-@click.option("--output", help="Where to write it.  [default: RUN/export/model.keras or "
-                               "RUN/export/savedmodel]")
-def export(run, fmt, output):
-    """Export RUN's model; the export is reloaded and must predict as the trained model does.
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", type=click.Choice(["final", "best", "last"]), default="final",
+              show_default=True, help="model.keras, best.keras (best epoch) or last.keras.")
+@click.option("--top", type=int, default=1, show_default=True,
+              help="Classification: the K most probable classes per input.")
+@click.option("--threshold", type=float, default=0.5, show_default=True,
+              help="Multi-label: a label is predicted at or over this probability.")
+@click.option("--skip-bad", is_flag=True, help="Skip files that are not decodable images.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+def predict(run, inputs, model, top, threshold, skip_bad, output):
+    """What RUN's model says about INPUTS: image files, folders, globs, a .csv, an .npz.
+
+    Images are decoded and resized as in training; CSV rows need the run's feature columns.
 
     \b
     Example:
-      labkit export runs/cnn-digits-20261126-120000 --format savedmodel
+      labkit predict runs/cats-convnet my_cat.jpg holiday/ 'new/*.png' --top 2
+      labkit predict runs/houses new_houses.csv --output predictions.csv
+    """
+    from labkit.runs import open_run
+
+    found = open_run(run)  # a wrong path fails before TensorFlow loads
+    quiet_tensorflow()
+    from labkit import files
+    from labkit.prediction import image_paths
+    from labkit.prediction import predict as run_predict
+
+    notes: list[str] = []
+    pictures = [i for i in inputs if not i.lower().endswith((".csv", ".npz"))]
+    total = len(image_paths(pictures)) if pictures else 0
+    if total > 300 and sys.stdout.isatty():
+        with click.progressbar(length=total, label="predicting", file=sys.stderr) as bar:
+            frame = run_predict(found, list(inputs), model=model, top=top, threshold=threshold,
+                                skip_bad=skip_bad, progress=bar.update, notes=notes)
+    else:
+        frame = run_predict(found, list(inputs), model=model, top=top, threshold=threshold,
+                            skip_bad=skip_bad, notes=notes)
+    click.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if output:
+        files.write_text(output, frame.to_csv(index=False))
+        click.echo(f"→ {output}", err=True)
+
+
+@main.command()
+@click.argument("run")
+@click.option("--format", "fmt", default="keras", show_default=True,
+              type=click.Choice(["keras", "savedmodel", "litert", "onnx", "all"]),
+              help="Keras 3 .keras, TensorFlow SavedModel, LiteRT .tflite, ONNX, or all four.")
+@click.option("--output", help="Folder to write it to.  [default: RUN/export/FORMAT]")
+@click.option("--quantize", type=click.Choice(["dynamic", "float16", "int8"]),
+              help="LiteRT only: quantize weights (dynamic, float16) or weights and activations "
+                   "(int8, calibrated on the run's kept examples).")
+@click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
+def export(run, fmt, output, quantize, force):
+    """Export RUN's model; each export is loaded by its own runtime (Keras, TensorFlow, LiteRT,
+    onnxruntime) and must answer as the Keras model does on the run's held-out raw examples.
+
+    Each export folder holds the model, labkit.json, parity.json and a README.md model card.
+
+    \b
+    Example:
+      labkit export runs/cats-convnet --format all
+      labkit export runs/cats-convnet --format litert --quantize int8 --output app/model
     """
     from labkit.runs import open_run
 
@@ -366,9 +421,12 @@ def export(run, fmt, output):
     quiet_tensorflow()
     from labkit.export import export as run_export
 
-    result = run_export(run, fmt, output)
-    click.echo(f"Exported {result['format']} → {result['path']} (checked on {result['examples']} "
-               f"examples, max |difference| {result['max_abs_diff']:.2g})")
+    for result in run_export(run, fmt, output, quantize=quantize, force=force):
+        checked = f"max |difference| {result['max_abs_diff']:.2g}"
+        if result.get("agreement") is not None:
+            checked += f", same answer on {result['agreement']:.1%}"
+        click.echo(f"Exported {result['format']} → {result['path']} (checked on "
+                   f"{result['examples']} examples, {checked})")
 
 
 @main.command(name="runs")

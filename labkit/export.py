@@ -1,87 +1,322 @@
-"""``labkit export``: a run's model as ``.keras`` or SavedModel, reloaded and checked."""
+"""``labkit export``: a run's model for other programs, each format checked in its own runtime.
+
+Formats: ``keras`` (``.keras``, reloaded by Keras), ``savedmodel`` (a serving signature on raw
+inputs, reloaded by ``tf.saved_model.load``), ``litert`` (``.tflite`` from TensorFlow's
+converter, optionally quantized, run by the ``ai-edge-litert`` interpreter) and ``onnx``
+(Keras's ONNX export, run by ``onnxruntime``). Every export is a folder (default
+``RUN/export/FORMAT``) holding the model, ``labkit.json`` (what it is, its inputs, the
+preprocessing inside, classes, the source run's metrics, versions), ``parity.json`` (the check)
+and ``README.md`` (a model card with the three lines that run it).
+
+The check: the export's outputs on the run's held-out raw examples (``samples.npz``, kept at
+training time; older runs load their data) against the Keras model's. Float formats must agree
+to :data:`TOLERANCE`; quantized ones must pick the same class for :data:`AGREEMENT` of the
+examples (their accuracy change is reported). An export that fails is removed, and nothing of a
+half-written one is left behind.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
-import numpy as np
-
-from labkit import files, runs
-from labkit.config import TrainConfig
-from labkit.data import pipeline
+from labkit import __version__, files, runs
+from labkit._lazy import lazy_import
 from labkit.errors import LabkitError
 
-FORMATS = ("keras", "savedmodel")
-CHECK_BATCH = 64  # examples compared between the trained model and the reloaded export
-TOLERANCE = 1e-5
+np = lazy_import("numpy")
+
+FORMATS = ("keras", "savedmodel", "litert", "onnx")
+MODEL_FILES = {"keras": "model.keras", "savedmodel": "savedmodel", "litert": "model.tflite",
+               "onnx": "model.onnx"}
+QUANTIZE = ("dynamic", "float16", "int8")
+TOLERANCE = 1e-4  # max |difference| of a float export's outputs
+AGREEMENT = 0.99  # a quantized export's share of examples with the Keras model's top-1 answer
+SAMPLES = "samples.npz"  # raw held-out examples a run keeps for exports
+SAMPLE_SIZE = 256
+# The three lines that run each export without labkit, ``x`` being raw inputs (float32). The
+# README shows them and a test runs each on a real export.
+SNIPPETS = {
+    "keras": 'import keras\n'
+             'model = keras.models.load_model("model.keras")\n'
+             'outputs = model.predict(x)',
+    "savedmodel": 'import tensorflow as tf\n'
+                  'model = tf.saved_model.load("savedmodel")\n'
+                  'outputs = model.serve(tf.constant(x, tf.float32)).numpy()',
+    "litert": 'from ai_edge_litert.interpreter import Interpreter\n'
+              'run = Interpreter("model.tflite").get_signature_runner()\n'
+              'outputs = next(iter(run(**{next(iter(run.get_input_details())): x}).values()))',
+    "onnx": 'import onnxruntime\n'
+            'session = onnxruntime.InferenceSession("model.onnx")\n'
+            'outputs = session.run(None, {session.get_inputs()[0].name: x})[0]',
+}
 
 
-def default_output(run: runs.Run, fmt: str) -> Path:
-    return run.path / "export" / ("model.keras" if fmt == "keras" else "savedmodel")
+def export(run_path, fmt: str, output: str | None = None, *, quantize: str | None = None,
+           force: bool = False) -> list[dict]:
+    """Write run ``run_path``'s model as ``fmt`` (one of :data:`FORMATS`, or ``all``: each in
+    its own folder under ``output``), check it in its runtime and describe it. Returns each
+    export's parity report: ``{"format", "path", "examples", "max_abs_diff", ...}``.
 
-
-def export(run_path, fmt: str, output: str | None = None) -> dict:
-    """Write the run's model in ``fmt`` to ``output``, reload it and compare its predictions with
-    the trained model's on a batch of the run's data. A mismatch removes the export and fails.
-
-    Returns ``{"path", "format", "max_abs_diff", "examples"}``.
+    Raises:
+        LabkitError: a bad format or option, a non-empty output folder without ``force``, a
+            missing runtime package, or an export that disagrees with the Keras model.
     """
-    if fmt not in FORMATS:
-        raise LabkitError(f"--format must be one of {', '.join(FORMATS)}. Received: {fmt!r}")
+    chosen = list(FORMATS) if fmt == "all" else [fmt]
+    if fmt != "all" and fmt not in FORMATS:
+        raise LabkitError(f"--format must be one of {', '.join(FORMATS)} or all. "
+                          f"Received: {fmt!r}")
+    if quantize is not None and quantize not in QUANTIZE:
+        raise LabkitError(f"--quantize must be one of {', '.join(QUANTIZE)}. "
+                          f"Received: {quantize!r}")
+    if quantize is not None and "litert" not in chosen:
+        raise LabkitError("--quantize applies to --format litert.")
+    for name in chosen:
+        missing = [m for m in _packages(name) if importlib.util.find_spec(m) is None]
+        if missing:
+            raise LabkitError(f"--format {name} needs {', '.join(missing)}: "
+                              'pip install -e ".[export]"')
     run = runs.open_run(run_path)
-    model = runs.load_model(run)
-    path = Path(output) if output else default_output(run, fmt)
-    if fmt == "keras" and path.suffix != ".keras":
-        raise LabkitError(f"A Keras export needs a .keras file name. Received: {str(path)!r}")
-    loaded = TrainConfig.from_dict(run.config).load_data()
-    x, _ = pipeline.arrays(loaded.test if loaded.test is not None else loaded.train,
-                           prep=None if runs.takes_raw_inputs(run) else loaded.spec.preprocessing)
-    x = x[:CHECK_BATCH]
-    expected = model.predict(x, verbose=0)
+    root = Path(output) if output else run.path / "export"
+    folders = {name: (root / name if fmt == "all" or not output else root) for name in chosen}
+    for folder in folders.values():
+        if folder.exists() and any(folder.iterdir()) and not force:
+            raise LabkitError(f"{folder} exists and is not empty; choose another --output or "
+                              "pass --force to replace it.")
+    model = runs.inference_model(run, "final")
+    x, y = samples(run)
+    return [_export_one(run, model, x, y, name, folders[name],
+                        quantize if name == "litert" else None) for name in chosen]
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "keras":
-        with files.atomic_path(path) as tmp:
-            model.save(tmp)
-        got = _reload_keras(path)(x)
+
+def _packages(fmt: str) -> list[str]:
+    return {"litert": ["ai_edge_litert"], "onnx": ["onnxruntime", "onnx", "tf2onnx"]}.get(fmt, [])
+
+
+def save_samples(run: runs.Run, split) -> None:
+    """Keep up to :data:`SAMPLE_SIZE` raw examples of ``split`` (the validation split, say) in
+    the run, so exports are checked without the dataset."""
+    from labkit.data import pipeline
+
+    if split is None:
+        return
+    if isinstance(split, tuple):
+        x, y = split[0][:SAMPLE_SIZE], np.asarray(split[1])[:SAMPLE_SIZE]
     else:
-        _write_savedmodel(model, path)
-        got = _reload_savedmodel(path)(x)
-    got = np.asarray(got)
-    diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else np.inf
-    if not diff <= TOLERANCE:
-        _remove(path)
-        raise LabkitError(f"The reloaded export disagrees with the trained model "
-                          f"(max |difference| {diff:.3g} > {TOLERANCE}); nothing was exported.")
-    return {"path": str(path), "format": fmt, "max_abs_diff": diff, "examples": len(x)}
+        x, y = pipeline.arrays(split.take(SAMPLE_SIZE))
+    with files.atomic_path(run.file(SAMPLES)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, x=x, y=y)
 
 
-def _reload_keras(path: Path):
-    import keras
+def samples(run: runs.Run):
+    """``(x, y)``: the run's kept raw examples, or for an older run the start of its test (else
+    training) split, loaded from the dataset."""
+    path = run.file(SAMPLES)
+    if path.exists():
+        with np.load(path, allow_pickle=False) as kept:
+            return kept["x"].astype("float32"), kept["y"]
+    from labkit.config import TrainConfig
+    from labkit.data import pipeline
 
-    reloaded = keras.models.load_model(path)
-    return lambda x: reloaded.predict(x, verbose=0)
+    loaded = TrainConfig.from_dict(run.config).load_data()
+    prep = None if runs.takes_raw_inputs(run) else loaded.spec.preprocessing
+    x, y = pipeline.arrays(loaded.test if loaded.test is not None else loaded.train, prep=prep)
+    return x[:SAMPLE_SIZE].astype("float32"), y[:SAMPLE_SIZE]
 
 
-def _write_savedmodel(model, path: Path) -> None:
-    """``model.export`` to a temporary folder, then swap it in: a kill leaves no half export."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def _export_one(run, model, x, y, fmt: str, folder: Path, quantize: str | None) -> dict:
+    """Write ``fmt`` into a temporary folder beside ``folder``, check it, describe it, then
+    put it in place; a failure leaves nothing."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
     _remove(tmp)
+    tmp.mkdir(parents=True)
     try:
-        model.export(str(tmp), format="tf_saved_model", verbose=False)
-    except Exception as err:
+        target = tmp / MODEL_FILES[fmt]
+        expected = model.predict(x, verbose=0)  # also builds a just-loaded model for export
+        _write(model, fmt, target, tmp, x, quantize)
+        got = np.asarray(_runtime(fmt, target)(x))
+        report = parity(run, fmt, expected, got, y, quantize)
+        files.write_json(tmp / "parity.json", report)
+        card = describe(run, model, fmt, quantize, report)
+        files.write_json(tmp / "labkit.json", card)
+        files.write_text(tmp / "README.md", model_card(card))
+    except BaseException:
         _remove(tmp)
-        raise LabkitError(f"SavedModel export failed: {str(err).splitlines()[0]}") from None
-    _remove(path)
-    tmp.rename(path)
+        raise
+    _remove(folder)
+    tmp.rename(folder)
+    return {**report, "path": str(folder / MODEL_FILES[fmt])}
 
 
-def _reload_savedmodel(path: Path):
+def _write(model, fmt: str, target: Path, tmp: Path, x, quantize: str | None) -> None:
+    try:
+        if fmt == "keras":
+            model.save(target)
+        elif fmt == "savedmodel":
+            model.export(str(target), format="tf_saved_model", verbose=False)
+        elif fmt == "onnx":
+            model.export(str(target), format="onnx", verbose=False)
+        else:
+            target.write_bytes(_tflite(model, tmp, x, quantize))
+    except LabkitError:
+        raise
+    except Exception as err:
+        raise LabkitError(f"{fmt} export failed: {str(err).strip().splitlines()[0][:200]}") \
+            from None
+
+
+def _tflite(model, tmp: Path, x, quantize: str | None) -> bytes:
+    """TensorFlow's LiteRT converter on a SavedModel of ``model``; ``int8`` is calibrated on
+    ``x``."""
     import tensorflow as tf
 
-    reloaded = tf.saved_model.load(str(path))  # must stay referenced: it owns the variables
-    return lambda x: reloaded.serve(tf.constant(x)).numpy()
+    saved = tmp / ".for_litert"
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
+    flat = converter.convert()
+    shutil.rmtree(saved)
+    return flat
+
+
+def _runtime(fmt: str, target: Path):
+    """``x → outputs`` through the runtime a user of ``fmt`` would load it with."""
+    if fmt == "keras":
+        import keras
+
+        reloaded = keras.models.load_model(target)
+        return lambda x: reloaded.predict(x, verbose=0)
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        reloaded = tf.saved_model.load(str(target))  # must stay referenced: owns the variables
+        return lambda x: reloaded.serve(tf.constant(x, tf.float32)).numpy()
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(str(target)).get_signature_runner()
+    name = next(iter(runner.get_input_details()))
+    return lambda x: next(iter(runner(**{name: x}).values()))
+
+
+def parity(run, fmt: str, expected, got, y, quantize: str | None = None) -> dict:
+    """The comparison of an export's outputs with the Keras model's; a LabkitError names the
+    worst example when they disagree."""
+    task = run.config.get("data_spec", {}).get("task", run.config.get("task"))
+    report = {"format": fmt, "examples": int(len(expected)), "quantize": quantize}
+    if got.shape != expected.shape:
+        raise LabkitError(f"The {fmt} export answers with shape {got.shape}, the Keras model "
+                          f"with {expected.shape}; nothing was exported.")
+    diff = np.abs(got.astype("float64") - expected).reshape(len(expected), -1).max(axis=1)
+    worst = int(diff.argmax())
+    report["max_abs_diff"] = float(diff[worst])
+    if quantize is None:
+        report["tolerance"] = TOLERANCE
+        if not diff[worst] <= TOLERANCE:
+            raise LabkitError(f"The {fmt} export disagrees with the Keras model: example "
+                              f"{worst} differs by {diff[worst]:.3g} (> {TOLERANCE}); nothing "
+                              "was exported.")
+        return report
+    if task == "regression":
+        return report  # no classes to agree on: the difference is reported
+    ours, theirs = _top1(task, expected), _top1(task, got)
+    agreement = float((ours == theirs).mean())
+    truth = np.asarray(y).reshape(ours.shape) if y is not None else None
+    report.update({"agreement": agreement, "required_agreement": AGREEMENT})
+    if truth is not None and truth.shape == ours.shape:
+        report["accuracy_keras"] = float((ours == truth).mean())
+        report["accuracy_export"] = float((theirs == truth).mean())
+    if agreement < AGREEMENT:
+        first = int(np.flatnonzero(ours != theirs)[0])
+        raise LabkitError(f"The {quantize}-quantized {fmt} export picks another answer than "
+                          f"the Keras model on {1 - agreement:.1%} of {len(ours)} examples "
+                          f"(first: example {first}); nothing was exported.")
+    return report
+
+
+def _top1(task: str, outputs):
+    if task in ("binary", "multilabel"):
+        return (outputs >= 0.5).astype("int64")
+    return outputs.argmax(axis=1)
+
+
+def describe(run, model, fmt: str, quantize: str | None, report: dict) -> dict:
+    """labkit.json: what the export is, what it takes and answers, where it came from."""
+    import keras
+
+    spec = run.config.get("data_spec", {})
+    prep = spec.get("preprocessing", {})
+    inside = []
+    if prep.get("scale", 1) != 1:
+        inside.append(f"Rescaling (inputs × 1/{prep['scale']:g})")
+    if prep.get("mean") is not None:
+        inside.append("Normalization (the training split's mean and variance per feature)")
+    metrics = {k: v for k, v in run.metrics.items() if k.startswith("test_")}
+    return {
+        "format": fmt, "file": MODEL_FILES[fmt], "quantize": quantize,
+        "input": {"shape": [None, *model.input_shape[1:]], "dtype": "float32",
+                  "raw": True, "feature_names": spec.get("feature_names", [])},
+        "preprocessing_inside": inside,
+        "task": spec.get("task", run.config.get("task")),
+        "class_names": spec.get("class_names", []),
+        "metrics": metrics, "parity": report,
+        "source_run": str(run.path.resolve()), "recipe": run.config.get("recipe"),
+        "dataset": run.config.get("dataset"),
+        "versions": {"labkit": __version__, "keras": keras.__version__,
+                     **({"tensorflow": _tf_version()} if _tf_version() else {})},
+        "python": SNIPPETS[fmt],
+    }
+
+
+def _tf_version() -> str | None:
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    return getattr(tf, "__version__", None)
+
+
+def model_card(card: dict) -> str:
+    """README.md of an export folder, from its labkit.json."""
+    task = card["task"]
+    answers = {
+        "classification": "one probability per class (softmax)",
+        "binary": f"the probability of {card['class_names'][1] if card['class_names'] else '1'}"
+                  " (one sigmoid unit)",
+        "multilabel": "one probability per label",
+        "regression": "the predicted value(s)",
+    }.get(task, "its outputs")
+    classes = ", ".join(card["class_names"]) or "-"
+    shape = "×".join(str(d) for d in card["input"]["shape"][1:])
+    inside = "; ".join(card["preprocessing_inside"]) or "nothing: inputs go in as they are"
+    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in card["metrics"].items()
+                        if isinstance(v, float)) or "| - | - |"
+    parity = card["parity"]
+    checked = f"max |difference| {parity['max_abs_diff']:.2g}"
+    if parity.get("agreement") is not None:
+        checked += f", same top answer on {parity['agreement']:.1%}"
+    return (f"# {card['recipe']} on {card['dataset']} ({card['format']})\n\n"
+            f"A {task} model trained with labkit: `{card['file']}`. It answers {answers}.\n\n"
+            f"- classes: {classes}\n"
+            f"- input: float32 batches of {shape}, raw values (uint8 pixels as they are, CSV "
+            f"columns {', '.join(card['input']['feature_names']) or 'as in training'})\n"
+            f"- preprocessing inside the model: {inside}\n"
+            f"- checked against the Keras model on {parity['examples']} held-out examples: "
+            f"{checked}\n\n"
+            f"## Test metrics of the source run\n\n| metric | value |\n|---|---|\n{metrics}\n\n"
+            f"## Run it (x: a float32 numpy array of raw inputs)\n\n```python\n"
+            f"{card['python']}\n```\n\nSource run: `{card['source_run']}`\n")
 
 
 def _remove(path: Path) -> None:

@@ -142,6 +142,41 @@ def with_preprocessing(model, prep):
     return keras.Model(inputs, model(x), name=WRAPPER)
 
 
+MODELS = {"final": MODEL, "best": "best.keras", "last": "last.keras"}  # --model's choices
+
+
+def data_spec(run: Run):
+    """The dataset spec the run recorded (input shape, task, class and feature names,
+    preprocessing); None for runs made before it was recorded."""
+    from labkit.data.base import DatasetSpec, Preprocessing
+
+    recorded = run.config.get("data_spec")
+    if recorded is None:
+        return None
+    prep = Preprocessing.from_dict(recorded.get("preprocessing", {}))
+    return DatasetSpec(run.config.get("dataset", ""), tuple(recorded["input_shape"]),
+                       recorded["num_classes"], task=recorded["task"],
+                       class_names=tuple(recorded.get("class_names", ())), scale=prep.scale,
+                       mean=prep.mean, variance=prep.variance,
+                       feature_names=tuple(recorded.get("feature_names", ())))
+
+
+def inference_model(run: Run, which: str = "final", spec=None):
+    """The run's ``final`` (model.keras), ``best`` or ``last`` model, taking raw inputs: the
+    checkpoints (and models of runs from before model.keras took raw inputs) get the
+    preprocessing of ``spec`` (default: the recorded one) in front."""
+    if which not in MODELS:
+        raise LabkitError(f"--model must be one of {', '.join(MODELS)}. Received: {which!r}")
+    model = load_model(run, MODELS[which], compile=False)
+    if which == "final" and takes_raw_inputs(run):
+        return model
+    spec = spec or data_spec(run)
+    if spec is None:
+        raise LabkitError(f"{run.path} records no preprocessing (an older run); evaluate it "
+                          "with `labkit evaluate`, or retrain it to predict on raw inputs.")
+    return with_preprocessing(model, spec.preprocessing)
+
+
 def unwrap(model):
     """The trained model inside :func:`with_preprocessing`'s (``model`` if it is not one)."""
     return model.layers[-1] if model.name == WRAPPER else model

@@ -27,6 +27,7 @@ from labkit import (
     checkpoint,
     data,
     devices,
+    export,
     files,
     optim,
     phases,
@@ -145,6 +146,7 @@ def open_run(prepared: Prepared, echo: Echo = print) -> runs.Run:
               "data_spec": {"input_shape": list(spec.input_shape),
                             "num_classes": spec.num_classes, "task": spec.task,
                             "class_names": list(spec.class_names),
+                            "feature_names": list(spec.feature_names),
                             "preprocessing": spec.preprocessing.to_dict()}}
     files.write_json(run.file(runs.CONFIG), record)
     echo(f"Run directory: {run.path}")
@@ -225,6 +227,7 @@ def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
         optimizer.build(saved.trainable_variables)
     with files.atomic_path(run.file(runs.MODEL)) as tmp:
         saved.save(tmp)
+    export.save_samples(run, loaded.val if loaded.val is not None else loaded.test)
     if loaded.spec.input_shape == (2,):
         plots.decision_boundary(model, loaded, run.file(plots.BOUNDARY))
     test = {}

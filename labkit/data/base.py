@@ -94,6 +94,7 @@ class DatasetSpec:
     # model. Known once the data are loaded, None before.
     mean: tuple[float, ...] | None = None
     variance: tuple[float, ...] | None = None
+    feature_names: tuple[str, ...] = ()  # a CSV's feature columns, in the model's order
 
     @property
     def preprocessing(self) -> Preprocessing:

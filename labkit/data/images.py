@@ -41,6 +41,7 @@ SPLIT_FOLDERS = {"train": ("train",), "val": ("validation", "val"), "test": ("te
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian",
                   "mitchellcubic")
 OPTIONS = ("image_size", "color_mode", "interpolation", "skip_bad", "cache")
+GREY_MODES = ("1", "L", "I", "I;16", "F")  # Pillow's single-channel modes
 # Decoded folders up to this size are numpy arrays; larger ones stream from a disk cache.
 IN_MEMORY_LIMIT = 4 * 1024**3
 
@@ -174,8 +175,7 @@ def scan(root: str | Path, options: dict) -> Folder:
         width, height = sizes.pop()
         size = (height, width)
     if mode is None:
-        mode = "grayscale" if all(h[1] in ("1", "L", "I", "I;16", "F") for h in headers.values()) \
-            else "rgb"
+        mode = "grayscale" if all(h[1] in GREY_MODES for h in headers.values()) else "rgb"
     filled = Settings(size, mode, chosen.interpolation, chosen.skip_bad, chosen.cache)
     return Folder(root, class_names, splits, filled, skipped, tuple(unreadable))
 
@@ -320,6 +320,17 @@ def _class_files(folder: Path) -> tuple[dict[str, list[Path]], int]:
                 skipped += 1
         classes[sub.name] = files
     return classes, skipped
+
+
+def channel_mismatch(paths: list, channels: int) -> int:
+    """How many of ``paths`` are grey when ``channels`` is 3, or colour when it is 1 (decoding
+    converts them, as training did)."""
+    count = 0
+    for path in paths:
+        info = _header(Path(path))
+        if info is not None and (info[1] in GREY_MODES) != (channels == 1):
+            count += 1
+    return count
 
 
 def _header(path: Path) -> tuple[tuple[int, int], str] | None:

@@ -154,7 +154,8 @@ def spec_of(name: str, table: Table, mean=None, variance=None) -> DatasetSpec:
     num_classes = len(table.class_names) if table.task in ("binary", "classification") else \
         (len(table.targets) if table.task == "multilabel" else table.y.shape[1])
     return DatasetSpec(name, (len(table.features),), num_classes, task=table.task,
-                       class_names=table.class_names, mean=mean, variance=variance)
+                       class_names=table.class_names, mean=mean, variance=variance,
+                       feature_names=table.features)
 
 
 def spec(name: str, options: dict) -> DatasetSpec:
