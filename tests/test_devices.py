@@ -71,19 +71,22 @@ def test_without_bfloat16_or_a_gpu_mixed_falls_back_to_float32_with_a_note(monke
 SCRIPT = """
 import json, sys
 import labkit
-options = json.loads(sys.argv[1])
-run = labkit.train("mlp", dataset=sys.argv[2], units=[16], epochs=2, seed=3, optimizer="sgd",
-                   learning_rate=0.1, validation_split=0.25, runs_dir=sys.argv[3],
-                   name=options.pop("name"), echo=lambda _: None, **options)
-weights = [w.tolist() for w in labkit.runs.unwrap(run.model).get_weights()]
-print(json.dumps({"weights": weights, "replicas": run.config["derived"]["replicas"],
-                  "loss": run.history["loss"].tolist()}))
+results = []
+for options in json.loads(sys.argv[1]):  # mirrored first: it makes the logical devices
+    run = labkit.train("mlp", dataset=sys.argv[2], units=[16], epochs=2, seed=3,
+                       optimizer="sgd", learning_rate=0.1, validation_split=0.25,
+                       runs_dir=sys.argv[3], echo=lambda _: None, **options)
+    weights = [w.tolist() for w in labkit.runs.unwrap(run.model).get_weights()]
+    results.append({"weights": weights, "replicas": run.config["derived"]["replicas"],
+                    "loss": run.history["loss"].tolist()})
+print(json.dumps(results))
 """
 
 
-def train_in_a_process(options, dataset, runs_dir):
-    """Logical devices exist only in a fresh TensorFlow: train in a child process."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), json.dumps(options),
+def train_in_a_process(option_sets, dataset, runs_dir):
+    """Logical devices exist only in a fresh TensorFlow: train in a child process, the runs one
+    after another."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), json.dumps(option_sets),
                            str(dataset), str(runs_dir)], capture_output=True, text=True,
                           check=False, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -104,9 +107,9 @@ def even_digits(tmp_path_factory):
 def test_mirrored_on_two_logical_devices_matches_one_device(even_digits, tmp_path):
     """The full batch split over two replicas gives the gradient one device computes: the
     same weights."""
-    one = train_in_a_process({"name": "one", "batch_size": "full"}, even_digits, tmp_path)
-    two = train_in_a_process({"name": "two", "batch_size": "full", "distribute": "mirrored",
-                              "devices": 2}, even_digits, tmp_path)
+    two, one = train_in_a_process([
+        {"name": "two", "batch_size": "full", "distribute": "mirrored", "devices": 2},
+        {"name": "one", "batch_size": "full"}], even_digits, tmp_path)
     assert (one["replicas"], two["replicas"]) == (1, 2)
     for a, b in zip(one["weights"], two["weights"], strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -117,9 +120,9 @@ def test_mirrored_minibatches_train_as_one_device_does(even_digits, tmp_path):
     """With minibatches Keras's distributed input draws the shuffled batches in another order
     (plain Keras under MirroredStrategy does too), so the runs agree in their losses, not
     weight for weight."""
-    mini = train_in_a_process({"name": "mini", "batch_size": 32, "distribute": "mirrored",
-                               "devices": 2}, even_digits, tmp_path)
-    single = train_in_a_process({"name": "single", "batch_size": 32}, even_digits, tmp_path)
+    mini, single = train_in_a_process([
+        {"name": "mini", "batch_size": 32, "distribute": "mirrored", "devices": 2},
+        {"name": "single", "batch_size": 32}], even_digits, tmp_path)
     assert mini["replicas"] == 2
     np.testing.assert_allclose(mini["loss"], single["loss"], rtol=0.05)
 
@@ -171,7 +174,7 @@ except training.Interrupted as stopped:
 callbacks.RunRecorder.on_epoch_end = finish_epoch
 run = training.resume(path, echo=lambda _: None)
 report = labkit.evaluate(run)
-exported = export.export(run.path, "keras")
+[exported] = export.export(run.path, "keras")
 print(json.dumps({"backend": run.config["versions"]["backend"],
                   "epochs": run.metrics["epochs_completed"], "status": run.metrics["status"],
                   "test_accuracy": report["test_accuracy"],

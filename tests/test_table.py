@@ -111,7 +111,7 @@ def test_dropna_drops_and_counts_the_rows(tmp_path):
 
 
 def test_regression_run_end_to_end_and_the_saved_model_takes_raw_columns(houses, tmp_path, cli):
-    result = cli("train", "mlp", "--dataset", houses, "--target", "price", "--epochs", "40",
+    result = cli("train", "mlp", "--dataset", houses, "--target", "price", "--epochs", "20",
                  "--batch-size", "16", "--set", "units=[32]", "--learning-rate", "0.05",
                  "--runs-dir", tmp_path,
                  "--name", "houses", "--data-option", "dropna=false")
