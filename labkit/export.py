@@ -140,6 +140,10 @@ def _export_one(run, model, x, y, fmt: str, folder: Path, quantize: str | None) 
         report = parity(run, fmt, expected, got, y, quantize)
         files.write_json(tmp / "parity.json", report)
         card = describe(run, model, fmt, quantize, report)
+        if fmt == "onnx":
+            import onnx
+
+            card["opset"] = int(onnx.load(str(target)).opset_import[0].version)
         files.write_json(tmp / "labkit.json", card)
         files.write_text(tmp / "README.md", model_card(card))
     except BaseException:
@@ -262,7 +266,8 @@ def describe(run, model, fmt: str, quantize: str | None, report: dict) -> dict:
     if prep.get("scale", 1) != 1:
         inside.append(f"Rescaling (inputs × 1/{prep['scale']:g})")
     if prep.get("mean") is not None:
-        inside.append("Normalization (the training split's mean and variance per feature)")
+        inside.append("standardisation: (x − mean) / std per feature, the training split's, "
+                      "as a Rescaling layer")
     metrics = {k: v for k, v in run.metrics.items() if k.startswith("test_")}
     return {
         "format": fmt, "file": MODEL_FILES[fmt], "quantize": quantize,

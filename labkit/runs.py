@@ -128,7 +128,7 @@ def takes_raw_inputs(run: Run) -> bool:
 
 
 def with_preprocessing(model, prep):
-    """``model`` behind ``prep``'s Keras layers (``Rescaling``, ``Normalization``): a model
+    """``model`` behind ``prep``'s Keras layers (``Rescaling`` layers): a model
     that takes raw values and answers as ``model`` does on preprocessed ones. ``model`` itself
     when ``prep`` changes nothing."""
     import keras

@@ -131,3 +131,15 @@ def test_labkit_export_prints_each_check(cli, digits_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"Exported savedmodel → {tmp_path / 's' / 'savedmodel'} "
                                     "(checked on 256 examples, max |difference| ")
+
+
+def test_the_onnx_export_records_its_opset(exported):
+    root, _ = exported
+    assert json.loads((root / "onnx" / "labkit.json").read_text())["opset"] >= 13
+
+
+def test_a_missing_runtime_package_names_the_install_command(cli, digits_run, monkeypatch):
+    monkeypatch.setattr(export, "_packages", lambda fmt: ["no_such_runtime_package"])
+    result = cli("export", digits_run.path, "--format", "onnx")
+    assert error_line(result) == ('Error: --format onnx needs no_such_runtime_package: '
+                                  'pip install -e ".[export]"')

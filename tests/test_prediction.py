@@ -2,6 +2,7 @@
 as training read them; the answers of each task; every bad input."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -159,3 +160,26 @@ def test_the_model_keeps_its_input_pixels_uint8_raw(image_run):
     model = keras.models.load_model(run.file(runs.MODEL))
     assert model.layers[1].name == "rescaling"
     assert model.predict(image, verbose=0).shape == (1, 1)
+
+
+def test_exports_of_a_folder_run_and_a_csv_run_answer_as_predict_does(image_run, houses_run,
+                                                                       tmp_path):
+    """export → its runtime → the same answers `labkit predict` gives on the raw files."""
+    from labkit import export
+
+    run, root = image_run
+    folder = root / "test" / "dogs"
+    predicted = labkit.predict(run, folder)
+    x, _ = images.decode(sorted(folder.rglob("*.png")), images.Settings((10, 12), "rgb"))
+    for result in export.export(run.path, "all", str(tmp_path / "pets")):
+        dogs = np.asarray(export._runtime(result["format"], Path(result["path"]))(
+            x.astype("float32")))[:, 0]
+        np.testing.assert_allclose(np.where(dogs >= 0.5, dogs, 1 - dogs),
+                                   predicted["probability"], atol=1e-4)
+    run, frame = houses_run
+    frame.head(6).to_csv(tmp_path / "rows.csv", index=False)
+    values = labkit.predict(run, tmp_path / "rows.csv")["value"]
+    features = frame[["area", "rooms"]].head(6).to_numpy("float32")
+    for result in export.export(run.path, "all", str(tmp_path / "houses")):
+        got = np.asarray(export._runtime(result["format"], Path(result["path"]))(features))
+        np.testing.assert_allclose(got[:, 0], values, rtol=1e-4, atol=1e-4)

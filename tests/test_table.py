@@ -123,7 +123,7 @@ def test_regression_run_end_to_end_and_the_saved_model_takes_raw_columns(houses,
     report = json.loads(run.file("evaluation.json").read_text())
     assert report["r2"] > 0.8  # the standardised features make this quick to learn
     model = keras.models.load_model(run.file(runs.MODEL))
-    assert [layer.name for layer in model.layers[:2]] == ["raw_inputs", "normalization"]
+    assert [layer.name for layer in model.layers[:2]] == ["raw_inputs", "standardization"]
     x_test, y_test = labkit.data.load(str(houses), options={"target": "price"}).test
     predicted = model.predict(x_test, verbose=0)  # raw columns in, prices out
     assert float(np.abs(predicted - y_test).mean()) == pytest.approx(report["mae"], rel=1e-5)

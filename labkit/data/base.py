@@ -21,8 +21,10 @@ class Preprocessing:
     then standardised with the training split's per-feature ``mean`` and ``variance`` (CSV
     columns). The training pipeline applies it with :meth:`numpy` / :meth:`tensor`; the saved
     ``model.keras`` starts with the same steps as Keras layers (:meth:`layers`), so it takes raw
-    inputs. Both compute ``x * (1 / scale)`` and ``(x - mean) / max(sqrt(variance), 1e-7)`` in
-    float32, as ``Rescaling`` and ``Normalization`` do."""
+    inputs. Both compute, in float32, ``x * (1 / scale)`` and then ``x * (1 / std) - mean / std``
+    per feature (``std = max(sqrt(variance), 1e-7)``), as two ``Rescaling`` layers do: a
+    ``Normalization`` layer would keep its mean and variance as captured tensors, which the
+    ONNX converter turns into extra model inputs."""
 
     scale: float = 1.0
     mean: tuple[float, ...] | None = None
@@ -37,8 +39,8 @@ class Preprocessing:
         if self.scale != 1:
             x = x * np.float32(1 / self.scale)
         if self.mean is not None:
-            mean, std = self._moments()
-            x = (x - mean) / std
+            factor, offset = self.standardization()
+            x = x * np.asarray(factor, "float32") + np.asarray(offset, "float32")
         return x
 
     def tensor(self, x):
@@ -48,9 +50,15 @@ class Preprocessing:
         if self.scale != 1:
             x = x * tf.constant(1 / self.scale, tf.float32)
         if self.mean is not None:
-            mean, std = self._moments()
-            x = (x - mean) / std
+            factor, offset = self.standardization()
+            x = x * tf.constant(factor, tf.float32) + tf.constant(offset, tf.float32)
         return x
+
+    def standardization(self) -> tuple[list[float], list[float]]:
+        """``(factor, offset)`` per feature: ``x * factor + offset`` is ``(x - mean) / std``."""
+        std = np.maximum(np.sqrt(np.asarray(self.variance, "float64")), 1e-7)
+        mean = np.asarray(self.mean, "float64")
+        return (1 / std).tolist(), (-mean / std).tolist()
 
     def layers(self) -> list:
         """The Keras layers that do the same, for a model that takes raw inputs."""
@@ -60,9 +68,8 @@ class Preprocessing:
         if self.scale != 1:
             made.append(keras.layers.Rescaling(1 / self.scale, name="rescaling"))
         if self.mean is not None:
-            made.append(keras.layers.Normalization(mean=list(self.mean),
-                                                   variance=list(self.variance),
-                                                   name="normalization"))
+            factor, offset = self.standardization()
+            made.append(keras.layers.Rescaling(factor, offset, name="standardization"))
         return made
 
     def to_dict(self) -> dict:
@@ -73,11 +80,6 @@ class Preprocessing:
         mean, variance = values.get("mean"), values.get("variance")
         return cls(float(values.get("scale", 1.0)), tuple(mean) if mean is not None else None,
                    tuple(variance) if variance is not None else None)
-
-    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
-        mean = np.asarray(self.mean, dtype="float32")
-        std = np.maximum(np.sqrt(np.asarray(self.variance, dtype="float32")), np.float32(1e-7))
-        return mean, std
 
 
 @dataclass(frozen=True)

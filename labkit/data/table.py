@@ -2,8 +2,8 @@
 
 Every column but the target(s) is a feature and must be numeric (``true``/``false`` count as
 1/0); the features are standardised in the model with the training split's mean and variance
-(a ``Normalization`` layer), so the saved model takes the raw columns. The task follows the
-target(s):
+(a ``Rescaling`` layer with a factor and offset per feature), so the saved model takes the raw
+columns. The task follows the target(s):
 
 - one column of text, or of integers 0..k−1 with at most :data:`MAX_CLASSES` values → classes
   (``binary`` for two, as the R lab, else ``classification``); text classes are named by their
@@ -164,7 +164,7 @@ def spec(name: str, options: dict) -> DatasetSpec:
 
 def load(name: str, validation_split: float, **options) -> Data:
     """The splits of CSV ``name``: float32 feature rows, the targets; the spec carries the
-    training split's feature mean and variance for the model's ``Normalization``."""
+    training split's feature mean and variance for the model's standardisation."""
     table = read(name, options)
     stratify = table.task in ("binary", "classification") and \
         np.unique(table.y, return_counts=True)[1].min() >= 3  # scikit-learn needs a few per class
