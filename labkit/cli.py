@@ -396,6 +396,45 @@ def predict(run, inputs, model, top, threshold, skip_bad, output):
 
 @main.command()
 @click.argument("run")
+@click.argument("images", nargs=-1)
+@click.option("--method", type=click.Choice(["gradcam", "activations", "filters"]),
+              default="gradcam", show_default=True,
+              help="Grad-CAM heatmaps; every channel's feature map (first image); the input "
+                   "patterns that maximise a conv layer's filters (no IMAGES needed).")
+@click.option("--layer", help="Layer name (nested: vgg16/block5_conv3).  [default: the last "
+                              "convolution layer]")
+@click.option("--class", "class_name", help="Grad-CAM: the class to explain.  [default: the "
+                                            "predicted one]")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the PNGs.  [default: "
+                                                              "RUN/explain]")
+@click.option("--steps", type=click.IntRange(1), default=40, show_default=True,
+              help="filters: gradient-ascent steps.")
+@click.option("--filters", "filter_count", type=click.IntRange(1), default=16,
+              show_default=True, help="filters: how many of the layer's filters.")
+def explain(run, images, method, layer, class_name, out, steps, filter_count):
+    """See what RUN's convnet sees in IMAGES: Grad-CAM heatmaps, feature maps, filter patterns.
+
+    \b
+    Example:
+      labkit explain runs/cats-vgg16 my_cat.jpg
+      labkit explain runs/cats-convnet my_cat.jpg --method activations --layer block1_conv
+      labkit explain runs/cats-convnet --method filters --layer block2_conv --steps 40
+    """
+    from labkit.runs import open_run
+
+    found = open_run(run)  # a wrong path fails before TensorFlow loads
+    if method != "filters" and not images:
+        raise click.UsageError(f"--method {method} needs at least one IMAGE.")
+    quiet_tensorflow()
+    from labkit.explain import explain_run
+
+    for path in explain_run(found, list(images), method=method, layer=layer,
+                            class_name=class_name, out=out, steps=steps, filters=filter_count):
+        click.echo(f"→ {path}")
+
+
+@main.command()
+@click.argument("run")
 @click.option("--format", "fmt", default="keras", show_default=True,
               type=click.Choice(["keras", "savedmodel", "litert", "onnx", "all"]),
               help="Keras 3 .keras, TensorFlow SavedModel, LiteRT .tflite, ONNX, or all four.")

@@ -16,9 +16,10 @@ from labkit.config import TrainConfig
 from labkit.data import pipeline
 from labkit.errors import LabkitError
 
-EVALUATION, CONFUSION, REPORT, SCATTER = (
+EVALUATION, CONFUSION, REPORT, SCATTER, CONFUSION_PNG, TOP_LOSSES = (
     "evaluation.json", "confusion_matrix.csv", "classification_report.txt",
-    "predicted_vs_true.png")
+    "predicted_vs_true.png", "confusion_matrix.png", "top_losses.png")
+TOP = 9  # examples top_losses.png shows
 THRESHOLD = 0.5  # a sigmoid output at or above it counts as the positive class / label
 
 
@@ -111,8 +112,25 @@ def evaluate(run_path, data_dir: str | None = None) -> dict:
         result["members"] = {name: value for name, (_, value) in scores.items()}
     if task == "regression":
         plots.predicted_vs_true(y, outputs, run.file(SCATTER))
+    if "confusion_matrix" in result:
+        plots.confusion(result["confusion_matrix"], result["class_names"],
+                        run.file(CONFUSION_PNG))
+        if x.ndim == 4:  # images: the ones the model gets most wrong
+            draw_top_losses(task, x, y, outputs, result["class_names"], run.file(TOP_LOSSES))
     save(run, result)
     return result
+
+
+def draw_top_losses(task: str, x, y, outputs, class_names, path) -> None:
+    """top_losses.png: the :data:`TOP` test examples with the highest cross-entropy."""
+    probabilities = np.concatenate([1 - outputs, outputs], axis=1) if task == "binary" \
+        else outputs
+    truth = probabilities[np.arange(len(y)), y]
+    worst = np.argsort(truth)[:TOP]  # lowest probability of the true class: highest loss
+    predicted = probabilities.argmax(axis=1)
+    titles = [f"true {class_names[y[i]]}, predicted {class_names[predicted[i]]}\n"
+              f"p(true)={truth[i]:.2f}, loss {-np.log(max(truth[i], 1e-12)):.2f}" for i in worst]
+    plots.top_losses(x[worst], titles, path)
 
 
 def save(run: runs.Run, result: dict) -> None:

@@ -111,3 +111,76 @@ def predicted_vs_true(y_true, outputs, path: str | Path) -> None:
                title="predicted vs true" + (f" (target {i})" if targets > 1 else ""))
         ax.grid(alpha=0.3)
     save(fig, path)
+
+
+def heatmaps(images, maps, titles: list[str], path: str | Path, columns: int = 4) -> None:
+    """A contact sheet: each image with its heatmap laid over it (jet, 40 %)."""
+    count = len(images)
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    fig, axes = figure(columns, rows, size=(3, 3))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, heat, title in zip(axes.ravel(), images, maps, titles, strict=False):
+        ax.imshow(_displayable(image), cmap="gray" if image.shape[-1] == 1 else None)
+        ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def channel_grid(maps, title: str, path: str | Path, columns: int = 8) -> None:
+    """Every channel of ``maps`` (height, width, channels) — or every pattern of ``maps``
+    (count, height, width, channels) — as a grid of small images."""
+    tiles = np.moveaxis(maps, -1, 0) if maps.ndim == 3 else maps
+    count = len(tiles)
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    fig, axes = figure(columns, rows, size=(1.4, 1.4))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, tile in zip(axes.ravel(), tiles, strict=False):
+        ax.imshow(_displayable(tile), cmap="viridis" if tile.ndim == 2 else None)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def _displayable(image):
+    """An image as imshow takes it: 2-D, or RGB in [0, 1]."""
+    image = np.asarray(image, dtype="float32")
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    low, high = float(image.min()), float(image.max())
+    return (image - low) / (high - low) if high > low else image * 0
+
+
+def confusion(matrix, class_names, path: str | Path) -> None:
+    """The confusion matrix twice: counts, and each row divided by its total (recall on the
+    diagonal), with scikit-learn's display."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    matrix = np.asarray(matrix)
+    rows = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.45 * len(class_names) + 2)
+    fig, axes = figure(2, size=(size, size))
+    for ax, values, title, fmt in ((axes[0, 0], matrix, "counts", "d"),
+                                   (axes[0, 1], matrix / rows, "share of the true class", ".2f")):
+        ConfusionMatrixDisplay(values, display_labels=list(class_names)).plot(
+            ax=ax, values_format=fmt, colorbar=False, xticks_rotation=45)
+        ax.set_title(title)
+    save(fig, path)
+
+
+def top_losses(images, titles: list[str], path: str | Path, columns: int = 3) -> None:
+    """The examples the model gets most wrong, with their titles (true, predicted, p)."""
+    count = len(images)
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    fig, axes = figure(columns, rows, size=(2.6, 2.8))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, title in zip(axes.ravel(), images, titles, strict=False):
+        ax.imshow(_displayable(image), cmap="gray" if np.asarray(image).shape[-1] == 1 else None)
+        ax.set_title(title, fontsize=8)
+    save(fig, path)

@@ -107,6 +107,18 @@ def image_paths(sources: list) -> list[Path]:
     return found
 
 
+def read_images(run, spec, sources: list, *, skip_bad: bool = False,
+                notes: list[str] | None = None):
+    """``(names, raw uint8 images)`` of image ``sources``, decoded as the run's training
+    decoded its images (for a handful of images: all at once)."""
+    names, parts = [], []
+    for batch_names, x in _images(run, spec, image_paths(sources), skip_bad=skip_bad,
+                                  notes=notes if notes is not None else []):
+        names += batch_names
+        parts.append(x)
+    return names, np.concatenate(parts)
+
+
 def _images(run, spec, paths: list[Path], *, skip_bad: bool, notes: list[str]):
     if len(spec.input_shape) != 3:
         raise LabkitError(f"{run.path} was trained on inputs of shape {spec.input_shape}, not "
