@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all lint train-digits bench bench-mnist labs
+.PHONY: help install test test-slow test-all lint train-digits bench bench-mnist pictures labs
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-25s %s\n", $$1, $$2}'
@@ -36,6 +36,14 @@ bench: $(STAMP) ## labkit vs plain Keras on the same data, as ratios (digits, ~2
 
 bench-mnist: $(STAMP) ## labkit vs the keras-io MNIST convnet script at MNIST scale (~10 min)
 	$(BIN)/python bench/bench_mnist.py
+
+pictures: $(STAMP) ## the README's explain pictures (docs/pictures/), from a cnn trained on bundled digits
+	rm -rf /tmp/labkit-pictures && mkdir -p /tmp/labkit-pictures
+	$(BIN)/python -c "import numpy as np; from sklearn.datasets import load_digits; np.savez('/tmp/labkit-pictures/digits.npz', x=load_digits().images[-8:].astype('uint8'))"
+	$(BIN)/labkit train cnn --dataset digits --epochs 15 --runs-dir /tmp/labkit-pictures --name cnn
+	$(BIN)/labkit explain /tmp/labkit-pictures/cnn /tmp/labkit-pictures/digits.npz --out docs/pictures
+	$(BIN)/labkit explain /tmp/labkit-pictures/cnn /tmp/labkit-pictures/digits.npz --method activations --layer block1_conv --out docs/pictures
+	$(BIN)/labkit explain /tmp/labkit-pictures/cnn --method filters --layer block2_conv --out docs/pictures
 
 labs: $(STAMP) ## run every lab, full versions (about 15 min on 2 cores); results in labs/
 	$(BIN)/labkit lab run all

@@ -11,7 +11,10 @@ come from TensorFlow's GradientTape: these functions need the TensorFlow backend
 
 from __future__ import annotations
 
+import re
+
 from labkit._lazy import lazy_import
+from labkit.data.images import EXTENSIONS
 from labkit.errors import LabkitError
 from labkit.options import did_you_mean
 
@@ -75,7 +78,7 @@ def forward(model, x, path: str):
 
     head, _, rest = path.partition("/")
     if not rest:
-        probe = keras.Model(model.inputs, [model.get_layer(head).output, model.output])
+        probe = keras.Model(model.input, [model.get_layer(head).output, model.output])
         return probe(x, training=False)
     features, y = None, x
     for layer in model.layers:
@@ -196,6 +199,7 @@ def filter_patterns(model, layer: str | None = None, *, filters: int = 16, steps
 METHODS = ("gradcam", "activations", "filters")
 
 
+
 def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | None = None,
                 class_name: str | None = None, out=None, steps: int = 40,
                 filters: int = 16) -> list:
@@ -231,11 +235,14 @@ def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | Non
         return [path]
     names, raw = read_images(run, spec, list(sources))
     x = spec.preprocessing.numpy(raw)
+    stems = [re.sub(r"[^\w-]+", "_", Path(n).with_suffix("").name
+                    if n.lower().endswith(EXTENSIONS) else Path(n).name).strip("_")
+             for n in names]  # my_cat.jpg → my_cat; digits.npz[0] → digits_npz_0
     labels = list(spec.class_names) or [str(i) for i in range(spec.num_classes)]
     if method == "activations":
         written = []
         for path_name, maps in activations(model, x[0], [layer] if layer else None).items():
-            path = out / f"activations_{Path(names[0]).stem}_{path_name.replace('/', '_')}.png"
+            path = out / f"activations_{stems[0]}_{path_name.replace('/', '_')}.png"
             plots.channel_grid(maps, f"{Path(names[0]).name}: {path_name} "
                                f"({maps.shape[-1]} channels)", path)
             written.append(path)
@@ -250,8 +257,8 @@ def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | Non
     titles = [f"{Path(n).name}\n{labels[c]} p={s:.2f}" for n, c, s in
               zip(names, classes, scores, strict=True)]
     written = []
-    for i, name in enumerate(names):
-        path = out / f"gradcam_{Path(name).stem}.png"
+    for i in range(len(names)):
+        path = out / f"gradcam_{stems[i]}.png"
         plots.heatmaps(raw[i:i + 1], maps[i:i + 1], titles[i:i + 1], path)
         written.append(path)
     if len(names) > 1:

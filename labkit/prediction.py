@@ -109,10 +109,10 @@ def image_paths(sources: list) -> list[Path]:
 
 def read_images(run, spec, sources: list, *, skip_bad: bool = False,
                 notes: list[str] | None = None):
-    """``(names, raw uint8 images)`` of image ``sources``, decoded as the run's training
-    decoded its images (for a handful of images: all at once)."""
+    """``(names, raw inputs)`` of ``sources`` (image files, folders, globs, an .npz), read as
+    :func:`predict` reads them, all at once (for a handful of images)."""
     names, parts = [], []
-    for batch_names, x in _images(run, spec, image_paths(sources), skip_bad=skip_bad,
+    for batch_names, x in batches(run, spec, list(sources), skip_bad=skip_bad,
                                   notes=notes if notes is not None else []):
         names += batch_names
         parts.append(x)
