@@ -146,3 +146,15 @@ def test_evaluate_draws_the_confusion_matrix_and_the_top_losses(cli, digits_run)
 
     for name in ("confusion_matrix.png", "top_losses.png"):
         assert Image.open(digits_run.file(name)).size[0] > 300
+
+
+def test_an_ensemble_averages_its_members_maps():
+    model = labkit.build("ensemble", input_shape=(8, 8, 1), num_classes=3, k=2)
+    images = np.random.default_rng(1).uniform(size=(2, 8, 8, 1)).astype("float32")
+    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    assert len(members) == 2
+    maps, _, _ = explain.gradcam(model, images, class_index=0)
+    each = [explain.gradcam(m, images, class_index=0)[0] for m in members]
+    mean = np.mean(each, axis=0)
+    peak = mean.reshape(2, -1).max(axis=1).reshape(-1, 1, 1)
+    np.testing.assert_allclose(maps, mean / np.maximum(peak, 1e-12), atol=1e-6)

@@ -108,7 +108,7 @@ def test_lab_list_shows_every_lab_with_topic_claim_and_time(cli):
         assert info.claim in result.output
     listed = re.findall(r"^(\S+)\s+~", result.output, re.M)
     assert listed == labs.names() == sorted(labs.LABS, key=lambda n: labs.LABS[n].order)
-    assert len(listed) == 18
+    assert len(listed) == 19
 
 
 def test_lab_topics_use_the_outlines_numbers():

@@ -78,7 +78,7 @@ def what_convnets_see(quick: bool, seed: int) -> pd.DataFrame:
         i, j = np.unravel_index(heat.argmax(), heat.shape)
         rows.append({"kind": "example", "example": k, "true": int(y[k]),
                      "predicted": int(predicted[k]), "peak_row": int(i), "peak_col": int(j),
-                     "hit": bool((i >= half) * 2 + (j >= half) == y[k])})
+                     "hit": int((i >= half) * 2 + (j >= half) == y[k])})
         if k < SHOWN:
             for (a, b), value in np.ndenumerate(x[k, ..., 0]):
                 rows.append({"kind": "pixel", "example": k, "i": a, "j": b,
