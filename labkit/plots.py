@@ -113,15 +113,19 @@ def predicted_vs_true(y_true, outputs, path: str | Path) -> None:
     save(fig, path)
 
 
-def heatmaps(images, maps, titles: list[str], path: str | Path, columns: int = 4) -> None:
-    """A contact sheet: each image with its heatmap laid over it (jet, 40 %)."""
-    count = len(images)
+def _tiles(count: int, columns: int, size):
+    """A grid of ``count`` axes without ticks, ``columns`` wide: ``(fig, axes in order)``."""
     columns = min(columns, count)
-    rows = -(-count // columns)
-    fig, axes = figure(columns, rows, size=(3, 3))
+    fig, axes = figure(columns, -(-count // columns), size=size)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, image, heat, title in zip(axes.ravel(), images, maps, titles, strict=False):
+    return fig, axes.ravel()
+
+
+def heatmaps(images, maps, titles: list[str], path: str | Path, columns: int = 4) -> None:
+    """A contact sheet: each image with its heatmap laid over it (jet, 40 %)."""
+    fig, axes = _tiles(len(images), columns, (3, 3))
+    for ax, image, heat, title in zip(axes, images, maps, titles, strict=False):
         ax.imshow(_displayable(image), cmap="gray" if image.shape[-1] == 1 else None)
         ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
@@ -133,13 +137,8 @@ def channel_grid(maps, title: str, path: str | Path, columns: int = 8) -> None:
     """Every channel of ``maps`` (height, width, channels) — or every pattern of ``maps``
     (count, height, width, channels) — as a grid of small images."""
     tiles = np.moveaxis(maps, -1, 0) if maps.ndim == 3 else maps
-    count = len(tiles)
-    columns = min(columns, count)
-    rows = -(-count // columns)
-    fig, axes = figure(columns, rows, size=(1.4, 1.4))
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, tile in zip(axes.ravel(), tiles, strict=False):
+    fig, axes = _tiles(len(tiles), columns, (1.4, 1.4))
+    for ax, tile in zip(axes, tiles, strict=False):
         ax.imshow(_displayable(tile), cmap="viridis" if tile.ndim == 2 else None)
     fig.suptitle(title)
     fig.tight_layout()
@@ -174,13 +173,8 @@ def confusion(matrix, class_names, path: str | Path) -> None:
 
 def top_losses(images, titles: list[str], path: str | Path, columns: int = 3) -> None:
     """The examples the model gets most wrong, with their titles (true, predicted, p)."""
-    count = len(images)
-    columns = min(columns, count)
-    rows = -(-count // columns)
-    fig, axes = figure(columns, rows, size=(2.6, 2.8))
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, image, title in zip(axes.ravel(), images, titles, strict=False):
+    fig, axes = _tiles(len(images), columns, (2.6, 2.8))
+    for ax, image, title in zip(axes, images, titles, strict=False):
         ax.imshow(_displayable(image), cmap="gray" if np.asarray(image).shape[-1] == 1 else None)
         ax.set_title(title, fontsize=8)
     save(fig, path)
