@@ -15,13 +15,16 @@ import statistics
 import tempfile
 import time
 
-import keras
-import numpy as np
+from labkit._startup import import_tensorflow
 
-from labkit import data, registry
-from labkit.config import TrainConfig
-from labkit.data import pipeline
-from labkit.training import progress_mode, train
+import_tensorflow()  # TensorFlow's start-up notices, silenced as the CLI silences them
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from labkit import data, registry  # noqa: E402
+from labkit.config import TrainConfig  # noqa: E402
+from labkit.data import pipeline  # noqa: E402
+from labkit.training import progress_mode, train  # noqa: E402
 
 
 def plain_keras(epochs: int, batch_size: int) -> float:

@@ -209,16 +209,12 @@ def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | Non
     from pathlib import Path
 
     from labkit import plots, runs
-    from labkit.prediction import read_images
+    from labkit.prediction import read_images, run_spec
 
     if method not in METHODS:
         raise LabkitError(f"--method must be one of {', '.join(METHODS)}. Received: {method!r}")
     run = runs.open_run(run) if not isinstance(run, runs.Run) else run
-    spec = runs.data_spec(run)
-    if spec is None:
-        from labkit.config import TrainConfig
-
-        spec = TrainConfig.from_dict(run.config).load_data().spec
+    spec = run_spec(run)
     if len(spec.input_shape) != 3:
         raise LabkitError(f"{run.path} was trained on inputs of shape {spec.input_shape}: "
                           "Grad-CAM, feature maps and filter patterns need an image model.")

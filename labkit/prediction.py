@@ -46,11 +46,7 @@ def predict(run, inputs, *, model: str = "final", top: int = 1, threshold: float
         raise LabkitError(f"--top must be an integer >= 1. Received: {top!r}")
     if not 0 < threshold < 1:
         raise LabkitError(f"--threshold must be in (0, 1). Received: {threshold!r}")
-    spec = runs.data_spec(run)
-    if spec is None:  # a run from before the spec was recorded
-        from labkit.config import TrainConfig
-
-        spec = TrainConfig.from_dict(run.config).load_data().spec
+    spec = run_spec(run)
     keras_model = runs.inference_model(run, model, spec)
     sources = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     if not sources:
@@ -66,6 +62,16 @@ def predict(run, inputs, *, model: str = "final", top: int = 1, threshold: float
     if not frames:
         raise LabkitError("None of the inputs could be read.")
     return pd.concat(frames, ignore_index=True)
+
+
+def run_spec(run):
+    """The dataset spec the run recorded; for a run from before it was recorded, its data's."""
+    spec = runs.data_spec(run)
+    if spec is None:
+        from labkit.config import TrainConfig
+
+        spec = TrainConfig.from_dict(run.config).load_data().spec
+    return spec
 
 
 def batches(run, spec, sources: list, *, skip_bad: bool,
