@@ -305,6 +305,9 @@ def model_card(card: dict) -> str:
     classes = ", ".join(card["class_names"]) or "-"
     shape = "×".join(str(d) for d in card["input"]["shape"][1:])
     inside = "; ".join(card["preprocessing_inside"]) or "nothing: inputs go in as they are"
+    features = card["input"]["feature_names"]
+    raw = f"the CSV columns {', '.join(features)}, in this order" if features else \
+        "pixel values as stored (0–255), not scaled"
     metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in card["metrics"].items()
                         if isinstance(v, float)) or "| - | - |"
     parity = card["parity"]
@@ -314,8 +317,7 @@ def model_card(card: dict) -> str:
     return (f"# {card['recipe']} on {card['dataset']} ({card['format']})\n\n"
             f"A {task} model trained with labkit: `{card['file']}`. It answers {answers}.\n\n"
             f"- classes: {classes}\n"
-            f"- input: float32 batches of {shape}, raw values (uint8 pixels as they are, CSV "
-            f"columns {', '.join(card['input']['feature_names']) or 'as in training'})\n"
+            f"- input: float32 batches of {shape}, raw values: {raw}\n"
             f"- preprocessing inside the model: {inside}\n"
             f"- checked against the Keras model on {parity['examples']} held-out examples: "
             f"{checked}\n\n"
