@@ -307,7 +307,7 @@ def model_card(card: dict) -> str:
     inside = "; ".join(card["preprocessing_inside"]) or "nothing: inputs go in as they are"
     features = card["input"]["feature_names"]
     raw = f"the CSV columns {', '.join(features)}, in this order" if features else \
-        "pixel values as stored (0–255), not scaled"
+        "pixel values as stored, not scaled (the model scales them)"
     metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in card["metrics"].items()
                         if isinstance(v, float)) or "| - | - |"
     parity = card["parity"]
