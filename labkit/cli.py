@@ -373,11 +373,11 @@ def predict(run, inputs, model, top, threshold, skip_bad, output):
     found = open_run(run)  # a wrong path fails before TensorFlow loads
     quiet_tensorflow()
     from labkit import files
-    from labkit.prediction import image_paths
+    from labkit.prediction import image_paths, image_sources
     from labkit.prediction import predict as run_predict
 
     notes: list[str] = []
-    pictures = [i for i in inputs if not i.lower().endswith((".csv", ".npz"))]
+    pictures = image_sources(inputs)
     total = len(image_paths(pictures)) if pictures else 0
     if total > 300 and sys.stdout.isatty():
         with click.progressbar(length=total, label="predicting", file=sys.stderr) as bar:

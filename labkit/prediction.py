@@ -77,13 +77,18 @@ def run_spec(run):
 def batches(run, spec, sources: list, *, skip_bad: bool,
             notes: list[str]) -> Iterator[tuple[list[str], object]]:
     """``(names, raw inputs)`` in batches of :data:`BATCH`, from every source in turn."""
-    tables = [s for s in sources if str(s).lower().endswith((".csv", ".npz"))]
-    pictures = [s for s in sources if s not in tables]
+    pictures = image_sources(sources)
+    tables = [s for s in sources if s not in pictures]
     for source in tables:
         yield from (_csv(run, spec, source) if str(source).lower().endswith(".csv")
                     else _npz(spec, source))
     if pictures:
         yield from _images(run, spec, image_paths(pictures), skip_bad=skip_bad, notes=notes)
+
+
+def image_sources(sources: list) -> list:
+    """The ``sources`` that name images (all but .csv and .npz files)."""
+    return [s for s in sources if not str(s).lower().endswith((".csv", ".npz"))]
 
 
 def image_paths(sources: list) -> list[Path]:

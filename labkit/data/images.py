@@ -152,9 +152,7 @@ def scan(root: str | Path, options: dict) -> Folder:
                 else:
                     headers[path] = info
     if unreadable and not chosen.skip_bad:
-        raise LabkitError(f"{unreadable[0]} is not an image that can be decoded"
-                          f"{f' ({len(unreadable) - 1} more)' if len(unreadable) > 1 else ''}. "
-                          "Remove it, or pass --data-option skip_bad=true to skip bad files.")
+        raise undecodable(unreadable)
     splits = {}
     for key, (classes, _) in found.items():
         paths = [(path, class_names.index(name)) for name, files in sorted(classes.items())
@@ -184,6 +182,13 @@ def spec_of(name: str, folder: Folder) -> DatasetSpec:
     task = "binary" if len(folder.class_names) == 2 else "classification"
     return DatasetSpec(name, folder.input_shape, len(folder.class_names), task=task,
                        class_names=folder.class_names, scale=255.0)
+
+
+def undecodable(paths: list) -> LabkitError:
+    """The error for image files that cannot be decoded (the first named, the rest counted)."""
+    more = f" ({len(paths) - 1} more)" if len(paths) > 1 else ""
+    return LabkitError(f"{paths[0]} cannot be decoded as an image{more}. Remove it, or pass "
+                       "--data-option skip_bad=true to skip bad files.")
 
 
 def spec(name: str, options: dict) -> DatasetSpec:
@@ -220,9 +225,7 @@ def load(name: str, validation_split: float, **options) -> Data:
             continue
         x, failed = decode(list(files), folder.settings)
         if failed and not folder.settings.skip_bad:
-            raise LabkitError(f"{failed[0]} cannot be decoded as an image"
-                              f"{f' ({len(failed) - 1} more)' if len(failed) > 1 else ''}. "
-                              "Remove it, or pass --data-option skip_bad=true to skip bad files.")
+            raise undecodable(failed)
         bad += failed
         keep = np.isin(np.array(files, dtype=object), np.array(failed, dtype=object), invert=True)
         decoded.append((x, y[keep]))
@@ -299,8 +302,7 @@ def _cached_stream(paths: list, labels: np.ndarray, settings: Settings):
                    .as_numpy_iterator()}
         failed = [p for p in paths if str(p) not in decoded]
         if failed and not settings.skip_bad:
-            raise LabkitError(f"{failed[0]} cannot be decoded as an image. Remove it, or pass "
-                              "--data-option skip_bad=true to skip bad files.")
+            raise undecodable(failed)
         done.write_text(f"{len(decoded)}\n")
     return ds.map(lambda path, x, y: (x, y))
 
