@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# The MNIST-scale benchmark on a machine with an NVIDIA GPU: labkit against the keras-io convnet
-# script under every Keras backend that is installed (TensorFlow and/or JAX), in float32 and
-# with --precision mixed (float16 on the GPU). Run from the repository root:
-#     bash bench/gpu.sh [EPOCHS] [REPEAT]
+# The benchmarks on a machine with an NVIDIA GPU: the MNIST-scale one (labkit against the keras-io
+# convnet script, float32 and --precision mixed, i.e. float16 on the GPU) and the VGG16 head
+# phase, under every Keras backend that is installed (TensorFlow, JAX, PyTorch). From the
+# repository root:
+#     bash bench/gpu.sh [EPOCHS] [REPEAT] [BACKEND...]
 # Needs labkit's dependencies importable (pip install -e ".[gpu]" or ".[jax]"); TensorFlow is
-# not needed for the JAX backend.
+# not needed for the JAX and PyTorch backends.
 set -u
 EPOCHS=${1:-3}
 REPEAT=${2:-2}
+shift $(( $# < 2 ? $# : 2 ))
+BACKENDS=${*:-tensorflow jax torch}
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
-for backend in tensorflow jax; do
-  module=$backend
-  if ! $PY -c "import $module" 2>/dev/null; then
+for backend in $BACKENDS; do
+  if ! $PY -c "import $backend" 2>/dev/null; then
     echo "== $backend: not installed, skipped"
     continue
   fi
   echo "== KERAS_BACKEND=$backend"
-  KERAS_BACKEND=$backend $PY -c "import keras; print('devices:', keras.backend.backend(), \
-    __import__('$module').__version__)"
-  KERAS_BACKEND=$backend $PY bench/bench_mnist.py --epochs "$EPOCHS" --repeat "$REPEAT" \
-    --precision mixed || echo "== $backend: the benchmark failed"
+  export KERAS_BACKEND=$backend
+  $PY -c "import keras, $backend; from labkit.devices import has_gpu, policy_for; \
+print('Keras', keras.__version__, 'on $backend', $backend.__version__, '| GPU:', has_gpu(), \
+'| --precision mixed ->', policy_for('mixed')[0])"
+  $PY bench/bench_mnist.py --epochs "$EPOCHS" --repeat "$REPEAT" --precision mixed \
+    || echo "== $backend: the MNIST benchmark failed"
+  $PY bench/bench_vgg16.py --images 400 --epochs "$EPOCHS" \
+    || echo "== $backend: the VGG16 benchmark failed"
 done

@@ -1,30 +1,47 @@
-"""Deferred imports, so that listing and describing never pay for TensorFlow."""
+"""Deferred imports, so that listing and describing never pay for TensorFlow, numpy or pandas."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-import sys
 from types import ModuleType
+from typing import Any
+
+
+class _Deferred:
+    """Stands for a module until its first attribute is read, then imports it for real.
+
+    Unlike ``importlib.util.LazyLoader``, nothing half-executed is put in ``sys.modules``: a
+    package whose own import re-enters it (Keras on the PyTorch backend does) sees only the
+    ordinary import machinery.
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
+
+    def __repr__(self) -> str:
+        return f"<deferred module {self._name!r}>"
 
 
 def lazy_import(name: str) -> ModuleType:
-    """Return module ``name``, executed on first attribute access rather than now.
+    """Module ``name``, imported on first attribute access rather than now (a module already
+    imported is returned as is)."""
+    import sys
 
-    A module already imported is returned as is.
-    """
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
+    if importlib.util.find_spec(name) is None:
         raise ModuleNotFoundError(f"No module named {name!r}")
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+    return _Deferred(name)  # type: ignore[return-value]
 
 
 def is_loaded(name: str) -> bool:
-    """Whether module ``name`` has really been executed (not merely registered lazily)."""
-    return type(sys.modules.get(name)) is ModuleType
+    """Whether module ``name`` has been imported."""
+    import sys
+
+    return name in sys.modules

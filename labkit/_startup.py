@@ -30,8 +30,6 @@ def import_tensorflow():
         try:
             import keras
 
-            # Keras first: a lazily registered keras (labkit._lazy) must not be executed from
-            # inside TensorFlow's own import, which leaves it half initialised.
             if keras.backend.backend() != "tensorflow":
                 failed = False
                 return None

@@ -68,6 +68,10 @@ def has_gpu() -> bool:
         import jax
 
         return any(d.platform == "gpu" for d in jax.devices())
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cuda.is_available()
     return False
 
 

@@ -5,8 +5,8 @@ The functions take a Keras model whose inputs are what the recipe model takes (s
 the run's model unwrapped, see :func:`labkit.runs.unwrap`) and return numpy arrays; drawing is
 :mod:`labkit.plots`' and the CLI's. Layers are named as ``labkit describe`` shows them, with a
 nested model's layers as ``base/layer`` (``vgg16/block5_conv3`` in ``vgg16_transfer``); the
-default is the last convolution layer, looked up inside nested bases too. Gradients
-come from TensorFlow's GradientTape: these functions need the TensorFlow backend.
+default is the last convolution layer, looked up inside nested bases too. Gradients come from
+the Keras backend's own differentiation (:func:`value_and_grad`): TensorFlow, JAX and PyTorch.
 """
 
 from __future__ import annotations
@@ -77,15 +77,17 @@ def forward(model, x, path: str):
     import keras
 
     head, _, rest = path.partition("/")
-    if not rest:
+    if not rest and not isinstance(model, keras.Sequential):
         probe = keras.Model(model.input, [model.get_layer(head).output, model.output])
         return probe(x, training=False)
     features, y = None, x
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if layer.name == head:
+        if layer.name == head and rest:
             features, y = forward(layer, y, rest)
+        elif layer.name == head:
+            features = y = layer(y, training=False)
         else:
             y = layer(y, training=False)
     return features, y
@@ -103,6 +105,78 @@ def _check_chain(model, x, path: str) -> None:
         raise LabkitError(f"{path}: reaching a layer inside a nested model needs the outer model "
                           "to be a chain of layers; this one branches. Pick a layer of the outer "
                           "model with --layer.")
+
+
+def value_and_grad(fn, x):
+    """``(fn(x), d fn / d x)`` as numpy arrays, for a scalar ``fn`` of Keras ops, through the
+    backend's differentiation: ``tf.GradientTape``, ``jax.value_and_grad`` or
+    ``torch.autograd.grad``."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        value, grad = jax.value_and_grad(fn)(keras.ops.convert_to_tensor(x))
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x)
+        grad = tape.gradient(value, x)
+    elif backend == "torch":
+        import torch
+
+        x = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+        value = fn(x)
+        (grad,) = torch.autograd.grad(value, [x])
+    else:
+        raise LabkitError(f"Gradients are not available on Keras's {backend} backend; use "
+                          "TensorFlow, JAX or PyTorch.")
+    return keras.ops.convert_to_numpy(value), keras.ops.convert_to_numpy(grad)
+
+
+def _shifted(model, path: str, shape: tuple):
+    """``model`` rebuilt around the same layers, with a zero offset of ``shape`` (a variable,
+    the ``offset`` attribute) added to the output of the layer at ``path``: the gradient with
+    respect to the offset is the gradient with respect to that output, whatever comes after it
+    (branches and skip connections included)."""
+    import keras
+
+    head, _, rest = path.partition("/")
+
+    class Shift(keras.layers.Layer):
+        def __init__(self, inner) -> None:
+            super().__init__(name=f"{inner.name}_shifted")
+            self.inner = inner
+
+        def build(self, input_shape) -> None:
+            self.offset = self.add_weight(shape=shape, initializer="zeros", name="offset")
+
+        def call(self, inputs, training=None):
+            return self.inner(inputs, training=training) + self.offset
+
+        def compute_output_shape(self, input_shape):
+            return self.inner.compute_output_shape(input_shape)
+
+    found = []
+
+    def clone(layer):
+        if layer.name != head:
+            return layer  # shared: the same weights
+        if rest:
+            nested = _shifted(layer, rest, shape)
+            found.append(nested.offset)
+            return nested
+        shift = Shift(layer)
+        found.append(shift)
+        return shift
+
+    rebuilt = keras.models.clone_model(model, clone_function=clone)
+    rebuilt.offset = found[0] if isinstance(found[0], keras.Variable) else found[0].offset
+    return rebuilt
 
 
 def gradcam(model, images, *, layer: str | None = None, class_index=None, task=None):
@@ -123,32 +197,45 @@ def gradcam(model, images, *, layer: str | None = None, class_index=None, task=N
         maps = np.mean([p[0] for p in parts], axis=0)
         peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
         return maps / np.maximum(peak, 1e-12), parts[0][1], parts[0][2]
-    import tensorflow as tf
-
     path = resolve_layer(model, layer)
     _check_chain(model, images, path)
-    x = tf.constant(images)
-    with tf.GradientTape() as tape:
-        features, outputs = forward(model, x, path)
-        tape.watch(features)
-        binary = task == "binary" or outputs.shape[-1] == 1
-        probabilities = tf.concat([1 - outputs, outputs], axis=-1) if binary else outputs
-        if class_index is None:
-            chosen = tf.argmax(probabilities, axis=-1)
-        else:
-            chosen = tf.constant(np.broadcast_to(class_index, (len(images),)), tf.int64)
-        scores = tf.gather(probabilities, chosen, axis=1, batch_dims=1)
-    grads = tape.gradient(scores, features)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # (n, 1, 1, channels)
-    cams = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))[..., None]
-    cams = tf.image.resize(cams, images.shape[1:3], method="bilinear")[..., 0].numpy()
+    features, outputs = (keras.ops.convert_to_numpy(t) for t in forward(model, images, path))
+    binary = task == "binary" or outputs.shape[-1] == 1
+
+    def probabilities(out):
+        return keras.ops.concatenate([1 - out, out], axis=-1) if binary else out
+
+    if class_index is None:
+        chosen = np.argmax(keras.ops.convert_to_numpy(probabilities(outputs)), axis=-1)
+    else:
+        chosen = np.broadcast_to(np.asarray(class_index, dtype="int64"), (len(images),))
+    shifted = _shifted(model, path, features.shape)
+    trainable = [v.value for v in shifted.trainable_variables]
+    frozen = [v.value for v in shifted.non_trainable_variables]
+    slot = next(i for i, v in enumerate(shifted.trainable_variables) if v is shifted.offset)
+    picked = keras.ops.convert_to_tensor(chosen[:, None])
+
+    def score(offset):
+        values = [*trainable[:slot], offset, *trainable[slot + 1:]]
+        out, _ = shifted.stateless_call(values, frozen, images, training=False)
+        return keras.ops.sum(keras.ops.take_along_axis(probabilities(out), picked, axis=1))
+
+    _, grads = value_and_grad(score, np.zeros(features.shape, "float32"))
+    weights = grads.mean(axis=(1, 2), keepdims=True)  # (n, 1, 1, channels)
+    cams = np.maximum((weights * features).sum(axis=-1), 0)[..., None]
+    cams = keras.ops.convert_to_numpy(
+        keras.ops.image.resize(cams, images.shape[1:3], interpolation="bilinear"))[..., 0]
     peak = cams.reshape(len(cams), -1).max(axis=1).reshape(-1, 1, 1)
-    return cams / np.maximum(peak, 1e-12), scores.numpy(), chosen.numpy()
+    scores = np.take_along_axis(keras.ops.convert_to_numpy(probabilities(outputs)),
+                                chosen[:, None], axis=1)[:, 0]
+    return cams / np.maximum(peak, 1e-12), scores, chosen
 
 
 def activations(model, image, layers: list[str] | None = None) -> dict[str, np.ndarray]:
     """Feature maps of one ``image`` (scaled): ``{layer path: (height, width, channels)}`` for
     ``layers`` (default every spatial layer)."""
+    import keras
+
     x = np.asarray(image, dtype="float32")[None]
     paths = [resolve_layer(model, name) for name in layers] if layers else spatial_layers(model)
     if not paths:
@@ -157,7 +244,7 @@ def activations(model, image, layers: list[str] | None = None) -> dict[str, np.n
     for path in paths:
         _check_chain(model, x, path)
         features, _ = forward(model, x, path)
-        found[path] = np.asarray(features)[0]
+        found[path] = keras.ops.convert_to_numpy(features)[0]
     return found
 
 
@@ -167,32 +254,29 @@ def filter_patterns(model, layer: str | None = None, *, filters: int = 16, steps
     ``layer``, by normalised gradient ascent from grey noise: ``(patterns, start, end)`` with
     the patterns ``(filters, height, width, channels)`` in [0, 1] and each filter's mean
     activation before and after."""
-    import tensorflow as tf
+    import keras
 
     path = resolve_layer(model, layer)
     shape = tuple(model.input_shape[1:])
     rng = np.random.default_rng(seed)
+    start_x = 0.5 + 0.05 * rng.standard_normal((1, *shape)).astype("float32")
+    channels = keras.ops.convert_to_numpy(forward(model, start_x, path)[0]).shape[-1]
     patterns, start, end = [], [], []
-    for index in range(filters):
-        x = tf.Variable(0.5 + 0.05 * rng.standard_normal((1, *shape)).astype("float32"))
+    for index in range(min(filters, channels)):
+        def activation(x, index=index):
+            return keras.ops.mean(forward(model, x, path)[0][..., index])
 
-        def activation(x=x, index=index):
-            features, _ = forward(model, x, path)
-            if index >= features.shape[-1]:
-                return None
-            return tf.reduce_mean(features[..., index])
-
-        first = activation()
-        if first is None:
-            break
+        x = start_x if index == 0 else \
+            0.5 + 0.05 * rng.standard_normal((1, *shape)).astype("float32")
+        first = None
         for _ in range(steps):
-            with tf.GradientTape() as tape:
-                value = activation()
-            grad = tape.gradient(value, x)
-            x.assign(tf.clip_by_value(x + step_size * grad / (tf.norm(grad) + 1e-8), 0, 1))
-        patterns.append(x.numpy()[0])
-        start.append(float(first))
-        end.append(float(activation()))
+            value, grad = value_and_grad(activation, x)
+            first = float(value) if first is None else first
+            x = np.clip(x + step_size * grad / (np.linalg.norm(grad) + 1e-8), 0, 1)
+        final, _ = value_and_grad(activation, x)
+        patterns.append(x[0])
+        start.append(first if first is not None else float(final))
+        end.append(float(final))
     return np.stack(patterns), np.array(start), np.array(end)
 
 

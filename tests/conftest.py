@@ -53,3 +53,16 @@ def base_run(tmp_path_factory):
         return made[input_shape]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def notop_weights(tmp_path_factory):
+    """A VGG16 notop weights file in Keras's own layout, saved from a random base."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path_factory.mktemp("weights") / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, base)
+    return path, base

@@ -1,7 +1,6 @@
 import json
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 import pandas as pd
@@ -22,18 +21,6 @@ def quiet_train(tmp_path, recipe, dataset="digits", epochs=1, name=None, hparams
         flags={"dataset": dataset, "epochs": epochs, "runs_dir": str(tmp_path),
                "name": name or recipe, **flags})
     return train(config, echo=lambda _: None)
-
-
-@pytest.fixture(scope="module")
-def notop_weights(tmp_path_factory):
-    """A VGG16 notop weights file in Keras's own layout, saved from a random base."""
-    from keras.src.legacy.saving import legacy_h5_format
-
-    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
-    path = tmp_path_factory.mktemp("weights") / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, base)
-    return path, base
 
 
 TRAIN_CASES = {

@@ -16,8 +16,9 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def __init__(self, x, y, batch_size: int, *, seed: int | None = None,
                  augment: dict[str, Any] | None = None,
-                 class_weight: dict[int, float] | None = None) -> None:
-        super().__init__()
+                 class_weight: dict[int, float] | None = None, workers: int = 1) -> None:
+        # workers > 1: threads prepare the next batches while the device computes (in order)
+        super().__init__(workers=workers)
         self.x, self.y, self.batch_size = x, np.asarray(y), batch_size
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(self.y))
