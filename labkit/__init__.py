@@ -30,10 +30,11 @@ from labkit.registry import build, get_recipe, list_recipes  # noqa: E402
 if TYPE_CHECKING:
     from labkit.runs import Run
 
-__all__ = ["__version__", "build", "evaluate", "get_recipe", "list_recipes", "load_run",
-           "predict", "train"]
+__all__ = ["__version__", "build", "compare", "evaluate", "get_recipe", "list_recipes",
+           "load_run", "predict", "sweep", "train"]
 
-_SUBMODULES = {"augment", "callbacks", "checkpoint", "config", "data", "describe", "devices",
+_SUBMODULES = {"augment", "callbacks", "checkpoint", "comparison", "config", "data", "describe",
+               "devices",
                "evaluation", "export", "labs", "lecture", "optim", "options", "phases", "plots",
                "prediction", "registry", "runs", "tasks", "training"}
 
@@ -63,9 +64,20 @@ def train(recipe: str | None = None, *, config: str | os.PathLike | None = None,
         labkit.errors.LabkitError: a bad option, before anything is written.
         labkit.training.Interrupted: on Ctrl-C, after saving what finished.
     """
+    from labkit._startup import import_tensorflow
+
+    resolved = _config(recipe, config, options)
+    import_tensorflow()  # quietly, as the CLI does
+    from labkit import training
+
+    return training.train(resolved, echo)
+
+
+def _config(recipe, config, options: dict[str, Any], ignore: tuple[str, ...] = ()):
+    """The resolved TrainConfig of ``labkit.train``'s arguments: options by their config names,
+    the rest recipe hyperparameters."""
     import dataclasses
 
-    from labkit._startup import import_tensorflow
     from labkit.config import TrainConfig, resolve_train_config
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"recipe"}
@@ -73,12 +85,59 @@ def train(recipe: str | None = None, *, config: str | os.PathLike | None = None,
     data_options = dict(options.pop("data_options", None) or {})
     hparams.update({k: v for k, v in options.items() if k not in fields})
     flags = {k: v for k, v in options.items() if k in fields}
-    resolved = resolve_train_config(recipe=recipe, config_file=config, flags=flags,
-                                    hparams=hparams, data_options=data_options)
-    import_tensorflow()  # quietly, as the CLI does
-    from labkit import training
+    return resolve_train_config(recipe=recipe, config_file=config, flags=flags, hparams=hparams,
+                                data_options=data_options, ignore=ignore)
 
-    return training.train(resolved, echo)
+
+def sweep(recipe: str | None = None, *, grid: dict | None = None, ranges: dict | None = None,
+          choices: dict | None = None, random: int | None = None,
+          max_trials: int | None = None, max_time: float | None = None,
+          resume: str | os.PathLike | None = None, config: str | os.PathLike | None = None,
+          echo=print, **options: Any):
+    """Run a hyperparameter sweep as ``labkit sweep`` does; returns its results (a pandas
+    DataFrame, best trial first; the sweep folder is ``frame.attrs["sweep"]``).
+
+    Example::
+
+        labkit.sweep("mlp", dataset="digits", epochs=10, name="lr-dropout",
+                     grid={"learning_rate": [0.1, 0.01], "dropout": [0, 0.5]})
+        labkit.sweep("cnn", random=8, ranges={"learning_rate": "loguniform(1e-4,1e-1)"},
+                     choices={"optimizer": ["sgd", "adam"]})
+        labkit.sweep(resume="runs/lr-dropout")
+
+    ``options`` are ``labkit.train``'s (``name`` names the sweep folder); ``max_time`` is in
+    seconds. See :mod:`labkit.sweeps`.
+    """
+    from labkit import sweeps
+    from labkit._startup import import_tensorflow
+
+    if resume is not None:
+        import_tensorflow()
+        done = sweeps.resume(resume, echo, max_time)
+    else:
+        space, max_trials = sweeps.space_and_limit(config, grid, ranges, choices, random,
+                                                   max_trials)
+        name = options.pop("name", None)
+        created = sweeps.create(_config(recipe, config, options, ignore=("sweep",)), space,
+                                name=name, max_trials=max_trials)
+        import_tensorflow()
+        done = sweeps.run_trials(created, echo, max_time)
+    frame = sweeps.results(done)
+    frame.attrs["sweep"] = done.path
+    return frame
+
+
+def compare(runs, metric: str | None = None, all_options: bool = False):
+    """Runs side by side as ``labkit compare`` shows them (paths, globs or Run objects): a
+    pandas DataFrame of the options that differ and each run's metrics (see
+    :func:`labkit.comparison.compare`)."""
+    from labkit.comparison import compare as compare_runs
+    from labkit.comparison import expand
+
+    listed = [runs] if isinstance(runs, str | os.PathLike) else list(runs)
+    run_list = [r for item in listed for r in ([item] if hasattr(item, "path") else
+                                               expand([item]))]
+    return compare_runs(run_list, metric, all_options)
 
 
 def evaluate(run: Run | str | os.PathLike, data_dir: str | None = None) -> dict:

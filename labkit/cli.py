@@ -10,6 +10,7 @@ import sys
 import click
 
 from labkit import __version__
+from labkit.comparison import FORMATS
 from labkit.config import MONITORS, TrainConfig
 from labkit.errors import LabkitError
 from labkit.lecture import LAB_SEED
@@ -189,6 +190,85 @@ def describe(recipe, dataset, input_shape, task, summary, assignments, data_opti
         click.echo(f"\n{text}\nParameters: {count:,}")
 
 
+_TRAIN_OPTIONS = [
+    click.option("--dataset", help="Dataset name (see `labkit data`), a path to an image folder, a "
+                                   ".csv or .npz file, or tfds:NAME." + default("dataset")),
+    click.option("--task", type=click.Choice(list(TASKS)),
+                 help="What the model predicts.  [default: the dataset's; on two classes "
+                      "classification and binary may replace each other]"),
+    click.option("--data-dir", help="TFDS data directory (else $TFDS_DATA_DIR)."),
+    click.option("--epochs", type=int,
+                 help="Passes over the training data." + default("epochs", recipes_differ=True)),
+    click.option("--batch-size", metavar="N|full",
+                 help="Examples per gradient step; full: the whole training set."
+                      + default("batch_size", recipes_differ=True)),
+    click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)),
+                 help="Optimizer." + default("optimizer", recipes_differ=True)),
+    click.option("--learning-rate", type=float,
+                 help="Step size ε.  [default: the optimizer's" + RECIPE_DEFAULTS + "]"),
+    click.option("--momentum", type=float,
+                 help=f"α for momentum/nesterov [{OPTIMIZERS['momentum'].params['momentum']}] and "
+                      f"rmsprop [{OPTIMIZERS['rmsprop'].params['momentum']}]."),
+    click.option("--rho", type=float, help="rmsprop's squared-gradient decay."
+                                           + optimizer_default("rmsprop", "rho")),
+    click.option("--beta-1", type=float, help="adam's first-moment decay."
+                                              + optimizer_default("adam", "beta_1")),
+    click.option("--beta-2", type=float, help="adam's second-moment decay."
+                                              + optimizer_default("adam", "beta_2")),
+    click.option("--epsilon", type=float,
+                 help="rmsprop/adam's δ." + optimizer_default("adam", "epsilon")),
+    click.option("--clipnorm", type=float, help="Clip each gradient's norm to this."),
+    click.option("--clipvalue", type=float, help="Clip each gradient component to ±this."),
+    click.option("--schedule", metavar="NAME[(K=V,...)]",
+                 help="Learning-rate schedule: constant, exponential, inverse-time, step, "
+                      "piecewise, cosine, plateau, e.g. 'inverse-time(tau=5)'.  "
+                      "[default: constant]"),
+    click.option("--monitor", type=click.Choice(MONITORS),
+                 help="Metric for the best epoch, early stopping, plateau.  [default: val_loss, or "
+                      "loss without a validation split]"),
+    click.option("--early-stopping", metavar="on|K=V,...",
+                 help="Stop when the monitored metric stops improving, e.g. "
+                      "patience=5,min_delta=0.001,restore_best=true."),
+    click.option("--augment", metavar="NAME[=AMOUNT],...",
+                 help="Training-only augmentation: flip, rotation, zoom, translation, contrast, "
+                      "noise, e.g. flip,rotation=0.1."),
+    click.option("--class-weight", metavar="balanced|C=W,...",
+                 help="Loss weight per class, e.g. balanced or 0=1,1=5."),
+    click.option("--validation-split", type=float,
+                 help="Fraction of training data held out."
+                      + default("validation_split", recipes_differ=True)),
+    click.option("--seed", type=int, help="Random seed." + default("seed")),
+    click.option("--deterministic", is_flag=True, default=None,
+                 help="Deterministic TensorFlow ops: reruns give an identical history (slower)."),
+    click.option("--tensorboard", is_flag=True, default=None,
+                 help="Write TensorBoard logs to RUN/tensorboard."),
+    click.option("--precision", type=click.Choice(["float32", "mixed"]),
+                 help="mixed: float16 on a GPU, bfloat16 on a CPU with bfloat16 instructions, "
+                      "float32 otherwise; the output layer and loss stay float32."
+                      + default("precision")),
+    click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
+                 help="tf.distribute: mirrored over this machine's GPUs (or --devices CPUs); "
+                      "--batch-size is then the global batch. multi-worker: refused, Keras 3's fit "
+                      "does not run under MultiWorkerMirroredStrategy." + default("distribute")),
+    click.option("--devices", type=int,
+                 help="With --distribute mirrored and no GPU: this many logical CPU devices."),
+    click.option("--divergence-factor", type=float,
+                 help="Stop as diverged when the loss exceeds this many times the first epoch's; "
+                      "0: only a NaN or infinite loss stops." + default("divergence_factor")),
+    set_option,
+    click.option("--name", help="Run directory name.  [default: RECIPE-DATASET-TIME]"),
+    click.option("--runs-dir", help="Where run directories go." + default("runs_dir")),
+    dataset_options,
+]
+
+
+def train_options(func):
+    """The options of ``labkit train`` that ``labkit sweep`` shares: data, optimisation, run."""
+    for decorator in reversed(_TRAIN_OPTIONS):
+        func = decorator(func)
+    return func
+
+
 @main.command()
 @click.argument("recipe", required=False)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -197,73 +277,7 @@ def describe(recipe, dataset, input_shape, task, summary, assignments, data_opti
               help="Print the fully resolved config as JSON and exit without training.")
 @click.option("--resume", "resume_run", metavar="RUN",
               help="Continue the interrupted run directory RUN from its last finished epoch.")
-@click.option("--dataset", help="Dataset name (see `labkit data`), a path to an image folder, a "
-                                ".csv or .npz file, or tfds:NAME." + default("dataset"))
-@click.option("--task", type=click.Choice(list(TASKS)),
-              help="What the model predicts.  [default: the dataset's; on two classes "
-                   "classification and binary may replace each other]")
-@click.option("--data-dir", help="TFDS data directory (else $TFDS_DATA_DIR).")
-@click.option("--epochs", type=int,
-              help="Passes over the training data." + default("epochs", recipes_differ=True))
-@click.option("--batch-size", metavar="N|full",
-              help="Examples per gradient step; full: the whole training set."
-                   + default("batch_size", recipes_differ=True))
-@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)),
-              help="Optimizer." + default("optimizer", recipes_differ=True))
-@click.option("--learning-rate", type=float,
-              help="Step size ε.  [default: the optimizer's" + RECIPE_DEFAULTS + "]")
-@click.option("--momentum", type=float,
-              help=f"α for momentum/nesterov [{OPTIMIZERS['momentum'].params['momentum']}] and "
-                   f"rmsprop [{OPTIMIZERS['rmsprop'].params['momentum']}].")
-@click.option("--rho", type=float, help="rmsprop's squared-gradient decay."
-                                        + optimizer_default("rmsprop", "rho"))
-@click.option("--beta-1", type=float, help="adam's first-moment decay."
-                                           + optimizer_default("adam", "beta_1"))
-@click.option("--beta-2", type=float, help="adam's second-moment decay."
-                                           + optimizer_default("adam", "beta_2"))
-@click.option("--epsilon", type=float,
-              help="rmsprop/adam's δ." + optimizer_default("adam", "epsilon"))
-@click.option("--clipnorm", type=float, help="Clip each gradient's norm to this.")
-@click.option("--clipvalue", type=float, help="Clip each gradient component to ±this.")
-@click.option("--schedule", metavar="NAME[(K=V,...)]",
-              help="Learning-rate schedule: constant, exponential, inverse-time, step, "
-                   "piecewise, cosine, plateau, e.g. 'inverse-time(tau=5)'.  [default: constant]")
-@click.option("--monitor", type=click.Choice(MONITORS),
-              help="Metric for the best epoch, early stopping, plateau.  [default: val_loss, or "
-                   "loss without a validation split]")
-@click.option("--early-stopping", metavar="on|K=V,...",
-              help="Stop when the monitored metric stops improving, e.g. "
-                   "patience=5,min_delta=0.001,restore_best=true.")
-@click.option("--augment", metavar="NAME[=AMOUNT],...",
-              help="Training-only augmentation: flip, rotation, zoom, translation, contrast, "
-                   "noise, e.g. flip,rotation=0.1.")
-@click.option("--class-weight", metavar="balanced|C=W,...",
-              help="Loss weight per class, e.g. balanced or 0=1,1=5.")
-@click.option("--validation-split", type=float,
-              help="Fraction of training data held out."
-                   + default("validation_split", recipes_differ=True))
-@click.option("--seed", type=int, help="Random seed." + default("seed"))
-@click.option("--deterministic", is_flag=True, default=None,
-              help="Deterministic TensorFlow ops: reruns give an identical history (slower).")
-@click.option("--tensorboard", is_flag=True, default=None,
-              help="Write TensorBoard logs to RUN/tensorboard.")
-@click.option("--precision", type=click.Choice(["float32", "mixed"]),
-              help="mixed: float16 on a GPU, bfloat16 on a CPU with bfloat16 instructions, "
-                   "float32 otherwise; the output layer and loss stay float32."
-                   + default("precision"))
-@click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
-              help="tf.distribute: mirrored over this machine's GPUs (or --devices CPUs); "
-                   "--batch-size is then the global batch. multi-worker: refused, Keras 3's fit "
-                   "does not run under MultiWorkerMirroredStrategy." + default("distribute"))
-@click.option("--devices", type=int,
-              help="With --distribute mirrored and no GPU: this many logical CPU devices.")
-@click.option("--divergence-factor", type=float,
-              help="Stop as diverged when the loss exceeds this many times the first epoch's; "
-                   "0: only a NaN or infinite loss stops." + default("divergence_factor"))
-@set_option
-@click.option("--name", help="Run directory name.  [default: RECIPE-DATASET-TIME]")
-@click.option("--runs-dir", help="Where run directories go." + default("runs_dir"))
-@dataset_options
+@train_options
 def train(recipe, config_file, print_config, resume_run, data_options, assignments, **flags):
     """Train RECIPE and write a run directory (config, history, metrics, model, checkpoints).
 
@@ -470,29 +484,177 @@ def export(run, fmt, output, quantize, force):
 
 @main.command(name="runs")
 @click.option("--runs-dir", default="runs", show_default=True, help="Folder of run directories.")
-def list_runs(runs_dir):
-    """List runs: name, recipe, dataset, epochs, best validation accuracy, status, date.
+@click.option("--where", multiple=True, metavar="KEY=VALUE",
+              help="Keep runs whose column or option KEY is VALUE, repeatable: --where recipe=cnn "
+                   "--where status=completed --where dropout=0.5.")
+@click.option("--sort", metavar="COLUMN",
+              help="Sort best first by a metric (val_accuracy, test_accuracy, best_val_loss, …) "
+                   "or any column.  [default: date]")
+@click.option("--last", type=int, metavar="N", help="Only the N most recent runs.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="csv and json carry every metric and option, for pandas.")
+def list_runs(runs_dir, where, sort, last, fmt):
+    """List runs (a sweep's trials as SWEEP/TRIAL): name, recipe, dataset, epochs, best
+    validation accuracy, wall time, status, date.
 
     \b
     Example:
-      labkit runs --runs-dir runs
+      labkit runs
+      labkit runs --sort val_accuracy --where recipe=cnn --where status=completed --last 10
+      labkit runs --format csv > runs.csv
     """
-    from labkit.runs import list_runs as rows_of
+    from labkit.comparison import runs_table
 
-    rows = rows_of(runs_dir)
-    if not rows:
-        click.echo(f"No runs in {runs_dir}.")
+    frame = runs_table(runs_dir, where=where, sort=sort, last=last)
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
         return
-    header = ("name", "recipe", "dataset", "epochs", "best_val_acc", "status", "date")
-    table = [header] + [
-        (r["name"], r["recipe"], r["dataset"], str(r["epochs"]),
-         "-" if r["best_val_accuracy"] is None else f"{r['best_val_accuracy']:.4f}",
-         r["status"], r["date"]) for r in rows]
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo("  ".join(f"{str(v):<{w}}" for v, w in zip(row, widths, strict=True)).rstrip())
+    if fmt == "json":
+        click.echo(frame.to_json(orient="records", indent=1))
+        return
+    if frame.empty:
+        click.echo(f"No runs in {runs_dir}." if not (where or last) else "No runs match.")
+        return
+    shown = frame.reindex(columns=["name", "recipe", "dataset", "epochs", "best_val_accuracy",
+                                   "seconds", "status", "date"])
+    shown = shown.rename(columns={"best_val_accuracy": "best_val_acc", "seconds": "time"})
+    shown["best_val_acc"] = shown["best_val_acc"].map(
+        lambda v: "-" if v != v or v is None else f"{v:.4f}")
+    shown["time"] = shown["time"].map(lambda v: "-" if v != v or v is None else _duration(v))
+    click.echo(_table(shown))
 
 
+def _table(frame) -> str:
+    """A DataFrame as aligned text columns, missing values as ``-``."""
+    rows = [list(map(str, frame.columns))] + [
+        ["-" if v is None or v != v else str(v) for v in row]
+        for row in frame.itertuples(index=False)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(f"{v:<{w}}" for v, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
+
+
+@main.command()
+@click.argument("run_paths", nargs=-1, required=True, metavar="RUN...")
+@click.option("--metric", help="The metric compared and drawn (accuracy, loss, mae, auc, …).  "
+                               "[default: accuracy, else mae, else loss]")
+@click.option("--all", "all_options", is_flag=True,
+              help="Show every option, not only those that differ.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder for compare.png.  [default: the current folder]")
+def compare(run_paths, metric, all_options, out):
+    """Compare runs: the options that differ, best and final metrics, best epoch, status and
+    time per epoch, and compare.png overlaying their curves. RUN may be a glob.
+
+    \b
+    Example:
+      labkit compare runs/cnn-digits-20261127-101500 runs/cnn-digits-20261127-103000
+      labkit compare 'runs/sweep-mlp-digits-*/trial-*' --metric loss --out pictures
+    """
+    from pathlib import Path
+
+    from labkit.comparison import compare as compare_runs
+    from labkit.comparison import expand, plot_compare
+
+    run_list = expand(run_paths)
+    frame = compare_runs(run_list, metric, all_options)
+    for note in frame.attrs["notes"]:
+        click.echo(note)
+    shown = frame.reset_index().map(
+        lambda v: f"{v:.4f}" if isinstance(v, float) and v == v else v)
+    click.echo(_table(shown))
+    folder = Path(out or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    click.echo(f"Curves: {plot_compare(run_list, frame, folder / 'compare.png')}")
+
+
+@main.command()
+@click.argument("recipe", required=False)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="JSON or YAML config with the training options and a sweep: block "
+                   "(grid/range/choice/random/max_trials); flags override it.")
+@click.option("--grid", multiple=True, metavar="NAME=[V,...]",
+              help="Values of an option or hyperparameter, repeatable; every combination is "
+                   "a trial: --grid 'learning_rate=[0.1,0.01]' --grid 'dropout=[0,0.5]'.")
+@click.option("--random", "random_trials", type=int, metavar="N",
+              help="Sample N trials (with --seed) from --range, --choice and --grid values.")
+@click.option("--range", "ranges", multiple=True, metavar="NAME=DIST(LOW,HIGH)",
+              help="A sampled range: uniform, loguniform or int, e.g. "
+                   "'learning_rate=loguniform(1e-4,1e-1)'.")
+@click.option("--choice", multiple=True, metavar="NAME=[V,...]",
+              help="Values sampled with equal chance: 'optimizer=[sgd,adam]'.")
+@click.option("--max-trials", type=int, help="Run at most this many trials.")
+@click.option("--max-time", metavar="DURATION",
+              help="Start no trial after this long, e.g. 90s, 30m, 2h; --resume runs the rest.")
+@click.option("--resume", "resume_sweep", metavar="SWEEP",
+              help="Continue the sweep folder SWEEP: ended trials are kept, a stopped one "
+                   "resumes from its last epoch.")
+@train_options
+def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, max_time,
+          resume_sweep, data_options, assignments, **flags):
+    """Train RECIPE once per point of a hyperparameter space; every trial is a run directory in
+    RUNS_DIR/SWEEP-NAME, with sweep.json, results.csv (best first) and sweep.png.
+
+    --name names the sweep folder; --seed seeds every trial and the random draws.
+
+    \b
+    Example:
+      labkit sweep mlp --dataset digits --epochs 10 --grid 'learning_rate=[0.1,0.01,0.001]' \\
+          --grid 'dropout=[0,0.5]' --name lr-dropout
+      labkit sweep cnn --random 8 --range 'learning_rate=loguniform(1e-4,1e-1)' \\
+          --range 'dropout=uniform(0,0.6)' --choice 'optimizer=[sgd,adam]'
+      labkit sweep --config sweep.yaml
+      labkit sweep --resume runs/lr-dropout
+    """
+    from labkit import sweeps
+    from labkit.config import parse_batch_size, resolve_train_config
+    from labkit.options import parse_assignments, parse_duration
+
+    seconds = parse_duration(max_time, "--max-time") if max_time else None
+    if resume_sweep:
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+        given += ["RECIPE"] * bool(recipe) + ["--config"] * bool(config_file) + \
+            ["--grid/--range/--choice/--random"] * bool(grid or ranges or choice or random_trials)
+        if given:
+            raise LabkitError(f"--resume continues a sweep with its saved space and options; "
+                              f"drop {', '.join(given)}.")
+        quiet_tensorflow()
+        return _report_sweep(lambda: sweeps.resume(resume_sweep, click.echo, seconds))
+    flags["batch_size"] = parse_batch_size(flags["batch_size"])
+    space, max_trials = sweeps.space_and_limit(
+        config_file, parse_assignments(grid, "--grid"),
+        {k: str(v) for k, v in parse_assignments(ranges, "--range").items()},
+        parse_assignments(choice, "--choice"), random_trials, max_trials)
+    name = flags.pop("name")
+    config = resolve_train_config(recipe=recipe, config_file=config_file, flags=flags,
+                                  hparams=parse_assignments(assignments),
+                                  data_options=data_options, ignore=("sweep",))
+    created = sweeps.create(config, space, name=name, max_trials=max_trials)
+    click.echo(f"Sweep {created.path}: {len(created.trials)} trials")
+    quiet_tensorflow()
+    _report_sweep(lambda: sweeps.run_trials(created, click.echo, seconds))
+
+
+def _report_sweep(go) -> None:
+    from labkit import sweeps, training
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _interrupt)
+    try:
+        done = go()
+    except training.Interrupted as stop:
+        folder = stop.run.path.parent
+        click.echo(f"\nInterrupted in {stop.run.path.name}; finished trials are kept.\n"
+                   f"Resume with: labkit sweep --resume {folder}", err=True)
+        sys.exit(130)
+    frame = sweeps.results(done)
+    ended = all(t["status"] in sweeps.ENDED for t in done.trials)
+    columns = [c for c in frame.columns if c not in ("seconds_per_epoch",)]
+    shown = frame[columns].map(lambda v: f"{v:.4g}" if isinstance(v, float) and v == v else v)
+    click.echo(_table(shown))
+    if ended:
+        click.echo(f"Results: {done.path / sweeps.RESULTS}, {done.path / sweeps.PICTURE}")
 
 
 @main.group()
@@ -528,8 +690,8 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _duration(seconds: int) -> str:
-    return f"{seconds} s" if seconds < 90 else f"{round(seconds / 60)} min"
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{round(seconds / 60)} min"
 
 
 @lab.command(name="run")

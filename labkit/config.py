@@ -289,14 +289,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 def resolve_train_config(*, recipe: str | None = None, config_file: str | Path | None = None,
                          flags: dict[str, Any] | None = None, hparams: dict[str, Any] | None = None,
-                         data_options: dict[str, Any] | None = None) -> TrainConfig:
+                         data_options: dict[str, Any] | None = None,
+                         ignore: tuple[str, ...] = ()) -> TrainConfig:
     """The resolved config of ``labkit train`` and ``labkit.train``: merge, lowest first, the
     defaults, the recipe's preferred training options, the config file, the recipe and flags
     given (None: not given), ``--set`` hyperparameters and ``--data-option`` values; then
-    :meth:`TrainConfig.resolve`."""
+    :meth:`TrainConfig.resolve`. ``ignore``: the file's keys another command reads (a sweep's
+    ``sweep:`` block)."""
     flags, hparams, data_options = flags or {}, hparams or {}, data_options or {}
     values = read_config_file(config_file) if config_file else {}
-    values = {k: v for k, v in values.items() if k not in RECORD_ONLY}
+    values = {k: v for k, v in values.items() if k not in RECORD_ONLY and k not in ignore}
     if recipe:
         if values.get("recipe") not in (None, recipe):
             values["hparams"] = {}  # another recipe's hyperparameters would not apply

@@ -94,3 +94,20 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """``" Did you mean: cnn, cnn1d?"`` for the close matches of ``name``, or ``""``."""
     close = difflib.get_close_matches(name, list(known), n=3)
     return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``"90s"``, ``"30m"``, ``"2h"`` or plain seconds → seconds."""
+    text = str(text).strip().lower()
+    unit = text[-1:] if text[-1:] in _UNITS else "s"
+    number = text[:-1] if text[-1:] in _UNITS else text
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise LabkitError(f"{option} takes a duration such as 90s, 30m or 2h. Received: {text!r}")
+    return value

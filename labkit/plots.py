@@ -178,3 +178,58 @@ def top_losses(images, titles: list[str], path: str | Path, columns: int = 3) ->
         ax.imshow(_displayable(image), cmap="gray" if np.asarray(image).shape[-1] == 1 else None)
         ax.set_title(title, fontsize=8)
     save(fig, path)
+
+
+def _integer_epochs(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def compare_curves(curves: list[tuple[str, pd.DataFrame]], metric: str,
+                   path: str | Path) -> Path:
+    """Several runs' ``metric`` per epoch in one PNG: training dashed, validation solid, one
+    colour and one legend entry per run."""
+    fig, axes = figure(size=(7, 4.2))
+    ax = axes[0][0]
+    from matplotlib import colormaps
+
+    colours = colormaps["tab10" if len(curves) <= 10 else "viridis"]
+    for i, (label, history) in enumerate(curves):
+        colour = colours(i if len(curves) <= 10 else i / max(1, len(curves) - 1))
+        if f"val_{metric}" in history:
+            ax.plot(history["epoch"], history[f"val_{metric}"], "-", color=colour, label=label)
+        if metric in history:
+            ax.plot(history["epoch"], history[metric], "--", color=colour, alpha=0.7,
+                    label=None if f"val_{metric}" in history else label)
+    ax.set(xlabel="epoch", ylabel=metric,
+           title=f"{metric}: validation (solid), training (dashed)")
+    _integer_epochs(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, path)
+    return Path(path)
+
+
+def sweep_points(results: pd.DataFrame, swept: dict, metric: str, path: str | Path) -> Path:
+    """A sweep's ``metric`` against each swept option (``swept``: name → scale, ``log`` for a
+    log-uniform range, ``linear``, or the list of its values, drawn as categories in that
+    order), one panel per option."""
+    fig, axes = figure(len(swept), size=(4, 3.4))
+    done = results[results[metric].notna()]
+    for ax, (name, scale) in zip(axes[0], swept.items(), strict=True):
+        values = done[name]
+        if isinstance(scale, list) or not pd.api.types.is_numeric_dtype(values):
+            listed = scale if isinstance(scale, list) else list(results[name])
+            categories = list(dict.fromkeys(str(v) for v in listed))
+            x = [categories.index(str(v)) for v in values]
+            ax.set_xticks(range(len(categories)), categories, rotation=30, fontsize=8)
+        else:
+            x = values
+            if scale == "log":
+                ax.set_xscale("log")
+        ax.scatter(x, done[metric], s=25)
+        ax.set(xlabel=name, ylabel=metric, title=f"{metric} by {name}")
+        ax.grid(alpha=0.3)
+    save(fig, path)
+    return Path(path)

@@ -160,6 +160,7 @@ def test_an_ensemble_averages_its_members_maps():
     np.testing.assert_allclose(maps, mean / np.maximum(peak, 1e-12), atol=1e-6)
 
 
+@pytest.mark.slow  # VGG16 features of 16 images, then its Grad-CAM
 def test_explain_a_photo_with_a_vgg16_transfer_run_on_an_image_folder(cli, tmp_path,
                                                                       notop_weights):
     """The own-data workflow: a cats/dogs folder, vgg16_transfer (weights from a file saved from
@@ -201,6 +202,7 @@ print(json.dumps({"backend": keras.backend.backend(), "map": maps[0].tolist(),
 """
 
 
+@pytest.mark.slow  # a second Python process with JAX
 def test_gradients_come_from_the_jax_backend_too():
     """The hand-computed Grad-CAM, a nested base and filter ascent under KERAS_BACKEND=jax."""
     import os

@@ -109,7 +109,8 @@ def test_missing_or_broken_model_file(cli, tmp_path, digits_run):
     result = cli("export", broken)
     assert result.exit_code == 1
     assert error_line(result).startswith(
-        f"Error: {broken / runs.MODEL} is not a readable Keras model file: ")
+        f"Error: {broken / runs.MODEL} is damaged or not a Keras model file (File is not a zip "
+        "file)")
     plain = tmp_path / "plain"
     plain.mkdir()
     result = cli("evaluate", plain)
@@ -120,8 +121,10 @@ def test_missing_or_broken_model_file(cli, tmp_path, digits_run):
 def test_runs_lists_one_row_per_run(cli, digits_run):
     result = cli("runs", "--runs-dir", digits_run.path.parent)
     lines = result.output.splitlines()
-    assert lines[0].split() == ["name", "recipe", "dataset", "epochs", "best_val_acc", "status",
-                                "date"]
+    assert lines[0].split() == ["name", "recipe", "dataset", "epochs", "best_val_acc", "time",
+                                "status", "date"]
     row = next(line for line in lines if line.startswith("digits-cnn "))
-    assert row.split()[1:6] == ["cnn", "digits", "3",
-                                f"{digits_run.metrics['best_val_accuracy']:.4f}", "completed"]
+    seconds = round(digits_run.history["seconds"].sum(), 1)
+    assert row.split()[1:8] == ["cnn", "digits", "3",
+                                f"{digits_run.metrics['best_val_accuracy']:.4f}",
+                                f"{seconds:.0f}", "s", "completed"]
