@@ -81,5 +81,5 @@ def _arrays(values: list[np.ndarray]) -> bytes:
 
 
 def _unarrays(data: bytes) -> list[np.ndarray]:
-    with np.load(io.BytesIO(data)) as loaded:
+    with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
         return [loaded[f"arr_{i}"] for i in range(len(loaded.files))]

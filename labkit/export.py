@@ -193,9 +193,9 @@ def _tflite(model, tmp: Path, x, quantize: str | None) -> bytes:
 def _runtime(fmt: str, target: Path):
     """``x → outputs`` through the runtime a user of ``fmt`` would load it with."""
     if fmt == "keras":
-        import keras
+        from labkit.trust import load_keras
 
-        reloaded = keras.models.load_model(target)
+        reloaded = load_keras(target)
         return lambda x: reloaded.predict(x, verbose=0)
     if fmt == "savedmodel":
         import tensorflow as tf

@@ -90,6 +90,15 @@ def open_run(path: str | os.PathLike) -> Run:
     return Run(path)
 
 
+def checked_child(parent: str | os.PathLike, name: str, option: str = "--name") -> Path:
+    """``parent/name`` for a name that stays inside ``parent``: no separator, not empty, not
+    starting with a dot."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        raise LabkitError(f"{option} must be a plain folder name (no '/', not starting with "
+                          f"'.'). Received: {name!r}")
+    return Path(parent) / name
+
+
 def create_run(runs_dir: str | os.PathLike, name: str) -> Run:
     """Make a fresh ``runs_dir/name``; an existing name gets a ``-2``, ``-3``… suffix."""
     runs_dir = Path(runs_dir)
@@ -105,21 +114,15 @@ def create_run(runs_dir: str | os.PathLike, name: str) -> Run:
 
 
 def load_model(run: Run, name: str = MODEL, compile: bool = True):
-    """The run's trained ``model.keras`` (or checkpoint ``name``); missing or unreadable is a
-    LabkitError."""
-    import keras
-
-    import recipes._layers  # noqa: F401  registers labkit's custom layers for loading
+    """The run's trained ``model.keras`` (or checkpoint ``name``), through
+    :func:`labkit.trust.load_keras`; missing, damaged or untrusted is a LabkitError."""
+    from labkit.trust import load_keras
 
     path = run.file(name)
     if not path.is_file():
         status = run.metrics.get("status", "unfinished")
         raise LabkitError(f"{run.path} has no {name} (run status: {status}).")
-    try:
-        return keras.models.load_model(path, compile=compile)
-    except Exception as err:  # Keras raises ValueError, OSError, zipfile errors…
-        raise LabkitError(f"{path} is not a readable Keras model file: "
-                          f"{str(err).splitlines()[0][:200]}") from None
+    return load_keras(path, compile=compile)
 
 
 def takes_raw_inputs(run: Run) -> bool:

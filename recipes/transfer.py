@@ -54,10 +54,13 @@ def build(input_shape, num_classes, task="classification", *,
     dense_units = as_list(dense_units)
     check_positive_ints("dense_units", dense_units, allow_empty=True)
     check_task(task, num_classes)
-    import recipes._layers  # noqa: F401  registers the custom layers a saved model may use
+    from labkit.errors import LabkitError
+    from labkit.trust import load_keras
 
-    old = unwrap(keras.models.load_model(path, compile=False))  # a run's model.keras: the bare
-    # trained model behind its Rescaling; the new data are preprocessed by their own pipeline
+    try:  # a run's model.keras: the bare trained model behind its Rescaling; the new data are
+        old = unwrap(load_keras(path, compile=False))  # preprocessed by their own pipeline
+    except LabkitError as err:  # the recipe's errors are ValueErrors, as for every bad argument
+        raise ValueError(f"`base`: {err}") from None
     if tuple(old.input.shape[1:]) != tuple(input_shape):
         raise ValueError(f"The base model takes inputs {tuple(old.input.shape[1:])}, the new data "
                          f"{tuple(input_shape)}. Transfer needs the same input shape.")

@@ -1,0 +1,128 @@
+"""Model files from someone else: read as data, checked before Keras deserialises anything.
+
+Every ``.keras`` file labkit opens (a run's model and checkpoints, a ``transfer`` base, an export
+being verified) goes through :func:`load_keras`:
+
+1. Keras must be at least :data:`MIN_KERAS`: older releases have known ways around
+   ``safe_mode`` (:data:`ADVISORIES`), and a model is not loaded under them.
+2. The archive's ``config.json`` is read as JSON and walked: a ``Lambda`` layer (it carries
+   Python bytecode), a ``TFSMLayer`` (it loads a SavedModel's graph), or any object from a module
+   that is neither Keras's nor labkit's own custom layers is refused, naming what and where.
+3. Only then ``keras.models.load_model(..., safe_mode=True)`` with labkit's custom layers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+from labkit.errors import LabkitError
+
+MIN_KERAS = (3, 14)
+ADVISORIES = ("CVE-2025-1550 (fixed in Keras 3.9), CVE-2025-8747 and CVE-2025-9906 (3.11), "
+              "CVE-2025-9905 (3.11.3), CVE-2026-1462 (3.14)")
+REFUSED = {
+    "Lambda": "a Lambda layer, which carries Python code",
+    "__lambda__": "a serialised Python function",
+    "TFSMLayer": "a TFSMLayer, which loads an external TensorFlow SavedModel",
+}
+OWN_PACKAGE = "labkit"  # recipes._layers registers its layers as labkit>NAME
+MAX_CONFIG_BYTES = 64 * 2**20
+
+
+def keras_version_ok(version: str) -> bool:
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts) >= MIN_KERAS
+
+
+def check_keras() -> None:
+    """A LabkitError under a Keras with known ``safe_mode`` bypasses."""
+    import keras
+
+    if not keras_version_ok(keras.__version__):
+        wanted = ".".join(map(str, MIN_KERAS))
+        raise LabkitError(f"Keras {keras.__version__} has known ways to run code from a model "
+                          f"file ({ADVISORIES}); labkit loads models only with Keras >= "
+                          f"{wanted}. Upgrade: pip install -U 'keras>={wanted}'")
+
+
+def _trusted_module(module: str | None) -> bool:
+    return module is None or module == "keras" or module.startswith("keras.") or \
+        module == "recipes._layers"
+
+
+def untrusted_parts(config) -> list[str]:
+    """What in a model's config (as ``config.json`` holds it) labkit refuses to load, each as
+    ``"what at path"``; empty when nothing is."""
+    found: list[str] = []
+
+    def walk(node, where: str) -> None:
+        if isinstance(node, list):
+            for value in node:
+                walk(value, where)
+            return
+        if not isinstance(node, dict):
+            return
+        name = node.get("class_name")
+        if isinstance(name, str):
+            inner = node.get("config")
+            label = (inner.get("name") if isinstance(inner, dict) else None) or name
+            where = f"{where}/{label}"
+            module, registered = node.get("module"), node.get("registered_name")
+            if name in REFUSED:
+                found.append(f"{REFUSED[name]} at {where}")
+            elif module is not None and not (isinstance(module, str) and
+                                             _trusted_module(module)):
+                found.append(f"an object from module {module!r} at {where}")
+            elif isinstance(registered, str) and ">" in registered and \
+                    registered.split(">", 1)[0] != OWN_PACKAGE:
+                found.append(f"a custom object {registered!r} at {where}")
+        for value in node.values():
+            walk(value, where)
+
+    walk(config, "")
+    return list(dict.fromkeys(found))
+
+
+def read_config(path: Path) -> dict:
+    """The ``config.json`` inside a ``.keras`` archive, as data; a LabkitError for a file that
+    is not a whole ``.keras`` archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise LabkitError(f"{path}: its config.json is {info.file_size} bytes; a model "
+                                  "config is far smaller. The file is not trusted.")
+            return json.loads(archive.read(info))
+    except LabkitError:
+        raise
+    except KeyError:
+        raise LabkitError(f"{path} is not a Keras model file (no config.json inside).") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise LabkitError(f"{path} is damaged or not a Keras model file ({err}); it may have "
+                          "been cut short by a full disk or an interrupted copy.") from None
+
+
+def load_keras(path: str | os.PathLike, compile: bool = True):
+    """The model in the ``.keras`` file at ``path``, loaded only if nothing in it can run code
+    (see the module's description); a LabkitError says why a file is refused."""
+    import keras
+
+    check_keras()
+    path = Path(path)
+    problems = untrusted_parts(read_config(path))
+    if problems:
+        raise LabkitError(f"{path} is not trusted: it contains {'; '.join(problems)}. labkit "
+                          "loads only models made of Keras's own layers and labkit's.")
+    import recipes._layers  # noqa: F401  registers labkit's custom layers for loading
+
+    try:
+        return keras.models.load_model(path, compile=compile, safe_mode=True)
+    except Exception as err:  # Keras raises ValueError, OSError, zipfile errors…
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LabkitError(f"{path} is not a readable Keras model file: {message}") from None

@@ -1,0 +1,117 @@
+"""Untrusted model files: refused before Keras deserialises anything (labkit.trust)."""
+
+import json
+import zipfile
+
+import keras
+import pytest
+from helpers import error_line
+
+from labkit import runs, trust
+from labkit.errors import LabkitError
+
+
+def small_model(extra=None):
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(3, name="hidden")(inputs)
+    if extra is not None:
+        x = extra(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="out")(x), name="net")
+
+
+def rewrite_config(path, change):
+    """A copy of the .keras archive at ``path`` with its config.json passed through ``change``."""
+    crafted = path.with_name("crafted.keras")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(crafted, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                data = json.dumps(change(json.loads(data))).encode()
+            target.writestr(item, data)
+    return crafted
+
+
+def test_a_lambda_layer_is_refused_and_its_code_never_runs(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+
+    def touch(x):
+        marker.touch()
+        return x
+
+    path = tmp_path / "lambda.keras"
+    small_model(keras.layers.Lambda(touch, name="sneaky")).save(path)
+    marker.unlink()  # building the model ran it; loading must not
+    monkeypatch.setattr(keras.models, "load_model", lambda *a, **k: pytest.fail("deserialised"))
+    with pytest.raises(LabkitError) as info:
+        trust.load_keras(path)
+    assert str(info.value).startswith(
+        f"{path} is not trusted: it contains a Lambda layer, which carries Python code at "
+        "/net/sneaky; an object from module 'builtins' at /net/sneaky/function.")
+    assert str(info.value).endswith("labkit loads only models made of Keras's own layers and "
+                                    "labkit's.")
+    assert not marker.exists()
+
+
+def test_foreign_modules_and_tfsmlayers_are_refused(tmp_path):
+    path = tmp_path / "plain.keras"
+    small_model().save(path)
+    assert isinstance(trust.load_keras(path), keras.Model)
+
+    def foreign(config):
+        layer = config["config"]["layers"][1]
+        layer["module"], layer["class_name"] = "os", "system"
+        return config
+
+    with pytest.raises(LabkitError, match="an object from module 'os' at /net/hidden"):
+        trust.load_keras(rewrite_config(path, foreign))
+
+    def saved_model(config):
+        config["config"]["layers"][1]["class_name"] = "TFSMLayer"
+        return config
+
+    with pytest.raises(LabkitError, match="a TFSMLayer, which loads an external TensorFlow"):
+        trust.load_keras(rewrite_config(path, saved_model))
+
+    def registered(config):
+        config["config"]["layers"][1]["registered_name"] = "evil>Payload"
+        return config
+
+    with pytest.raises(LabkitError, match="a custom object 'evil>Payload'"):
+        trust.load_keras(rewrite_config(path, registered))
+
+
+def test_damaged_files_and_old_keras_are_errors(tmp_path, monkeypatch):
+    path = tmp_path / "model.keras"
+    small_model().save(path)
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(LabkitError, match="is damaged or not a Keras model file"):
+        trust.load_keras(cut)
+    monkeypatch.setattr(keras, "__version__", "3.8.0")
+    with pytest.raises(LabkitError) as info:
+        trust.load_keras(path)
+    assert "CVE-2025-1550" in str(info.value)
+    assert str(info.value).endswith("Upgrade: pip install -U 'keras>=3.14'")
+    assert trust.keras_version_ok("3.14.0") and trust.keras_version_ok("3.15.1.dev2026")
+    assert not trust.keras_version_ok("3.11.3")
+
+
+def test_a_run_with_an_untrusted_model_is_refused_by_every_command(cli, digits_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "shared"
+    shutil.copytree(digits_run.path, copy)
+    model = copy / runs.MODEL
+
+    def sneak(config):
+        config["config"]["layers"][-1]["class_name"] = "Lambda"
+        return config
+
+    rewrite_config(model, sneak).replace(model)
+    for command in (["evaluate", copy], ["export", copy], ["explain", copy, "--method",
+                                                           "filters"]):
+        result = cli(*command)
+        assert result.exit_code == 1
+        assert error_line(result).startswith(f"Error: {model} is not trusted: it contains a "
+                                             "Lambda layer"), error_line(result)
+    assert isinstance(runs.load_model(digits_run), keras.Model)
