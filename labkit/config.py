@@ -76,9 +76,10 @@ class TrainConfig:
                 f"Recipe {self.recipe!r} takes {recipe.inputs} inputs; dataset {self.dataset!r} "
                 f"has input shape {spec.input_shape}. Try `mlp` or an image dataset."
             )
-        _check_int("epochs", self.epochs, minimum=1)
+        _check_int("epochs", self.epochs, minimum=1, maximum=MAX_EPOCHS)
         if self.batch_size != "full":
-            _check_int("batch_size", self.batch_size, minimum=1, extra=' or "full"')
+            _check_int("batch_size", self.batch_size, minimum=1, extra=' or "full"',
+                       maximum=MAX_BATCH)
         _check_int("seed", self.seed, minimum=0)
         optim.check(self.optimizer, self.learning_rate, self.optimizer_params)
         split = self.validation_split
@@ -161,6 +162,8 @@ class TrainConfig:
 
 
 # Keys config.json adds about the run; read back, they are ignored.
+# Upper bounds that only a typo or a crafted config reaches; refused before anything is allocated.
+MAX_EPOCHS, MAX_BATCH = 100_000, 1_000_000
 RECORD_ONLY = {"versions", "created", "run", "derived", "model_inputs", "data_spec"}
 # Every metric --monitor may name; which apply depends on the task (labkit.tasks.monitors).
 MONITORS = tuple(dict.fromkeys(m for task in tasks.TASKS for m in tasks.monitors(task)
@@ -248,9 +251,13 @@ def resolve_class_weight(value: str | dict | None, num_classes: int) -> str | di
     return weights
 
 
-def _check_int(option: str, value: Any, *, minimum: int, extra: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LabkitError(f"--{option.replace('_', '-')} must be an integer >= {minimum}{extra}. "
+def _check_int(option: str, value: Any, *, minimum: int, extra: str = "",
+               maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
+            maximum is not None and value > maximum):
+        too_big = maximum is not None and isinstance(value, int) and value > maximum
+        bound = f"<= {maximum} (a larger value is surely a typo)" if too_big else f">= {minimum}"
+        raise LabkitError(f"--{option.replace('_', '-')} must be an integer {bound}{extra}. "
                           f"Received: {value!r}")
 
 

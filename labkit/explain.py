@@ -283,6 +283,18 @@ def filter_patterns(model, layer: str | None = None, *, filters: int = 16, steps
 METHODS = ("gradcam", "activations", "filters")
 
 
+def output_stem(name: str) -> str:
+    """A file-name stem for an explained input, safe inside the output folder: its last part,
+    without the image extension, runs of other characters than letters, digits and ``-`` as
+    ``_`` (``my_cat.jpg`` → ``my_cat``, ``digits.npz[0]`` → ``digits_npz_0``)."""
+    from pathlib import Path
+
+    last = Path(name).name
+    if last.lower().endswith(EXTENSIONS):
+        last = Path(last).with_suffix("").name
+    return re.sub(r"[^\w-]+", "_", last).strip("_") or "input"
+
+
 
 def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | None = None,
                 class_name: str | None = None, out=None, steps: int = 40,
@@ -315,9 +327,7 @@ def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | Non
         return [path]
     names, raw = read_images(run, spec, list(sources))
     x = spec.preprocessing.numpy(raw)
-    stems = [re.sub(r"[^\w-]+", "_", Path(n).with_suffix("").name
-                    if n.lower().endswith(EXTENSIONS) else Path(n).name).strip("_")
-             for n in names]  # my_cat.jpg → my_cat; digits.npz[0] → digits_npz_0
+    stems = [output_stem(n) for n in names]
     labels = list(spec.class_names) or [str(i) for i in range(spec.num_classes)]
     if method == "activations":
         written = []

@@ -115,8 +115,12 @@ def samples(run: runs.Run):
     training) split, loaded from the dataset."""
     path = run.file(SAMPLES)
     if path.exists():
-        with np.load(path, allow_pickle=False) as kept:
-            return kept["x"].astype("float32"), kept["y"]
+        from labkit.trust import MAX_SAMPLES_BYTES, load_npz
+
+        kept = load_npz(path, MAX_SAMPLES_BYTES)
+        if not {"x", "y"} <= set(kept):
+            raise LabkitError(f"{path} is damaged: it should hold the arrays x and y.")
+        return kept["x"].astype("float32"), kept["y"]
     from labkit.config import TrainConfig
     from labkit.data import pipeline
 

@@ -182,15 +182,13 @@ def _csv(run, spec, source):
 
 
 def _npz(spec, source):
-    try:
-        with np.load(source, allow_pickle=False) as archive:
-            key = next((k for k in ("x", "x_test") if k in archive.files), None)
-            if key is None:
-                raise LabkitError(f"{source} holds no x (or x_test) array to predict on.")
-            x = archive[key]
-    except (OSError, ValueError) as err:
-        raise LabkitError(f"{source} is not a readable .npz: {str(err).splitlines()[0]}") \
-            from None
+    from labkit.trust import load_npz
+
+    archive = load_npz(source)
+    key = next((k for k in ("x", "x_test") if k in archive), None)
+    if key is None:
+        raise LabkitError(f"{source} holds no x (or x_test) array to predict on.")
+    x = archive[key]
     x = x.reshape((len(x), *spec.input_shape)) if x.shape[1:] != spec.input_shape and \
         x.size == len(x) * int(np.prod(spec.input_shape)) else x
     if x.shape[1:] != spec.input_shape:

@@ -126,3 +126,33 @@ def load_keras(path: str | os.PathLike, compile: bool = True):
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors…
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LabkitError(f"{path} is not a readable Keras model file: {message}") from None
+
+
+MAX_NPZ_BYTES = 8 * 2**30  # an .npz dataset or predict input, unpacked
+MAX_SAMPLES_BYTES = 2**30  # a run's samples.npz (256 examples)
+
+
+def load_npz(path: str | os.PathLike, limit: int = MAX_NPZ_BYTES) -> dict:
+    """The arrays of an ``.npz`` file, read without pickle (object arrays are refused) and only
+    if they unpack to at most ``limit`` bytes (the archive's own table says, before reading)."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as err:
+        raise LabkitError(f"{path} is not a readable .npz file: {err}") from None
+    if unpacked > limit:
+        raise LabkitError(f"{path} unpacks to {unpacked / 2**30:.1f} GiB, over labkit's limit "
+                          f"of {limit / 2**30:.0f} GiB for this file; it is not read.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise LabkitError(f"{path} holds Python objects (pickled arrays), which could run "
+                              "code when read; labkit reads only plain numeric arrays.") from None
+        raise LabkitError(f"{path} is not a readable .npz file: {err}") from None
+    except (OSError, EOFError) as err:
+        raise LabkitError(f"{path} is not a readable .npz file: {err}") from None

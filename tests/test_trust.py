@@ -1,9 +1,11 @@
 """Untrusted model files: refused before Keras deserialises anything (labkit.trust)."""
 
 import json
+import os
 import zipfile
 
 import keras
+import numpy as np
 import pytest
 from helpers import error_line
 
@@ -115,3 +117,61 @@ def test_a_run_with_an_untrusted_model_is_refused_by_every_command(cli, digits_r
         assert error_line(result).startswith(f"Error: {model} is not trusted: it contains a "
                                              "Lambda layer"), error_line(result)
     assert isinstance(runs.load_model(digits_run), keras.Model)
+
+
+@pytest.mark.parametrize("config, message", [
+    ("recipe: mlp\nepochs: 1000000000\n", "--epochs must be an integer <= 100000 (a larger "
+                                           "value is surely a typo). Received: 1000000000"),
+    ("recipe: mlp\nbatch_size: 0\n", '--batch-size must be an integer >= 1 or "full"'),
+    ("recipe: mlp\nbatch_size: 10000000\n", "--batch-size must be an integer <= 1000000"),
+    ("recipe: cnn\ndataset: FOLDER\ndata_options: {image_size: 100000x100000}\n",
+     "--image-size is HEIGHTxWIDTH in pixels (1 to 4096)"),
+    ("recipe: rm_rf\n", "Unknown recipe 'rm_rf'"),
+    ("recipe: mlp\nname: ../../escaped\n", "--name"),
+    ("recipe: mlp\nepochs: !!python/object/apply:os.system ['touch PWNED']\n",
+     "is malformed"),
+])
+def test_config_files_are_data_checked_like_flags(cli, tmp_path, config, message):
+    from test_images import write_images
+
+    write_images(tmp_path / "pets" / "cats", 2, bright=False)
+    write_images(tmp_path / "pets" / "dogs", 2, bright=True)
+    path = tmp_path / "config.yaml"
+    path.write_text(config.replace("FOLDER", str(tmp_path / "pets")))
+    result = cli("train", "--config", path, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code != 0
+    assert message in error_line(result)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "PWNED").exists()
+    assert not (tmp_path.parent / "escaped").exists()
+
+
+def test_npz_files_with_objects_or_too_big_are_refused(cli, digits_run, tmp_path):
+    crafted = tmp_path / "crafted.npz"
+    np.savez(crafted, x=np.array([{"a": 1}, None], dtype=object), y=np.array([0, 1]))
+    result = cli("train", "mlp", "--dataset", crafted, "--runs-dir", tmp_path / "runs")
+    assert error_line(result) == (
+        f"Error: {crafted} holds Python objects (pickled arrays), which could run code when "
+        "read; labkit reads only plain numeric arrays.")
+    result = cli("predict", digits_run.path, crafted)
+    assert "holds Python objects" in error_line(result)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, x=np.zeros((100, 8, 8)), y=np.zeros(100))
+    with pytest.raises(LabkitError, match="over labkit's limit"):
+        trust.load_npz(plain, limit=1000)
+    assert trust.load_npz(plain)["x"].shape == (100, 8, 8)
+
+
+def test_run_files_follow_the_umask(digits_run):
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("config.json", "metrics.json", "history.csv", "model.keras", "last.keras"):
+        assert (digits_run.file(name).stat().st_mode & 0o777) == 0o666 & ~mask, name
+
+
+def test_explain_file_names_stay_inside_the_output_folder(tmp_path):
+    from labkit.explain import output_stem
+
+    assert output_stem("../../etc/passwd.png") == "passwd"
+    assert output_stem("..evil.png") == "evil"
+    assert output_stem("a/b/../c d.jpg") == "c_d"
+    assert output_stem("digits.npz[3]") == "digits_npz_3"

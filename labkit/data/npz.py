@@ -47,11 +47,9 @@ def _read(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarray]:
     path = Path(path)
     if not zipfile.is_zipfile(path):
         raise LabkitError(f"{path} is not an .npz archive (np.savez writes one).")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as err:
-        raise LabkitError(f"{path} is not a readable .npz file: {err}") from None
+    from labkit.trust import load_npz
+
+    arrays = load_npz(path)
     layout = next((keys for keys in LAYOUTS if set(keys) <= set(arrays)), None)
     if layout is None:
         raise LabkitError(f"{path} holds {', '.join(sorted(arrays)) or 'no arrays'}; a dataset "
