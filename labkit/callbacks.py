@@ -4,6 +4,7 @@ early stopping and reduce-on-plateau made resumable (their counters survive a re
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import threading
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from labkit import checkpoint, files, plots, runs, tasks
+from labkit.errors import LabkitError
 
 if TYPE_CHECKING:
     from labkit.config import TrainConfig
@@ -93,6 +95,7 @@ class RunRecorder(keras.callbacks.Callback):
         state = state or {}
         self.run, self.full_model, self.monitor = run, model, monitor
         self.rows: list[dict] = list(rows)
+        self.saved_epochs = len(self.rows)  # epochs that last.keras holds
         self.best = state.get("best") or {"epoch": None, "value": None}
         self.with_phase = with_phase
         self.divergence_factor = divergence_factor
@@ -175,6 +178,15 @@ class RunRecorder(keras.callbacks.Callback):
                         optimizer=getattr(self.model, "optimizer", None),
                         best_weights=best_weights,
                         also=(self.run.file(checkpoint.BEST),) if best else ())
+        self.saved_epochs = len(self.rows)
+
+    def stop_at_checkpoint(self, reason: str) -> int:
+        """After a fault: forget the epochs after the last checkpoint, record ``interrupted``
+        with ``reason`` if that small write can still be made; the epochs kept."""
+        del self.rows[self.saved_epochs:]
+        with contextlib.suppress(LabkitError):  # on a full disk even this may fail
+            self._write("interrupted", {"reason": reason})
+        return self.saved_epochs
 
     def _write(self, status: str, extra: dict | None = None):
         import pandas as pd

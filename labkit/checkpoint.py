@@ -55,12 +55,21 @@ def save(model, path: str | Path, state: dict, optimizer=None, best_weights=None
 
 
 def read(path: str | Path) -> Checkpoint:
-    """The labkit entries of a checkpoint written by :func:`save`."""
-    with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-        state = json.loads(archive.read(_STATE))
-        optimizer = _unarrays(archive.read(_OPTIMIZER)) if _OPTIMIZER in names else []
-        best = _unarrays(archive.read(_BEST_WEIGHTS)) if _BEST_WEIGHTS in names else None
+    """The labkit entries of a checkpoint written by :func:`save`; a LabkitError names a
+    damaged file."""
+    from labkit.errors import LabkitError
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            state = json.loads(archive.read(_STATE))
+            optimizer = _unarrays(archive.read(_OPTIMIZER)) if _OPTIMIZER in names else []
+            best = _unarrays(archive.read(_BEST_WEIGHTS)) if _BEST_WEIGHTS in names else None
+    except KeyError:
+        raise LabkitError(f"{path} is not a labkit checkpoint (it has no {_STATE}).") from None
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as err:
+        raise LabkitError(f"{path} is damaged ({err}); it may have been cut short by a full "
+                          "disk or an interrupted copy.") from None
     return Checkpoint(state, optimizer, best)
 
 

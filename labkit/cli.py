@@ -40,13 +40,18 @@ def quiet_tensorflow() -> None:
 
 
 class Group(click.Group):
-    """Turns a :class:`LabkitError` from any command into one ``Error: …`` line and exit 1."""
+    """Turns a :class:`LabkitError` or an ``OSError`` (a full disk, a read-only folder, …) from
+    any command into one ``Error: …`` line and exit 1."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LabkitError as err:
             raise click.ClickException(str(err)) from None
+        except OSError as err:  # a file fault no library function put in words
+            from labkit.files import describe
+
+            raise click.ClickException(describe(err)) from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

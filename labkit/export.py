@@ -134,8 +134,11 @@ def _export_one(run, model, x, y, fmt: str, folder: Path, quantize: str | None) 
     """Write ``fmt`` into a temporary folder beside ``folder``, check it, describe it, then
     put it in place; a failure leaves nothing."""
     tmp = folder.with_name(f".{folder.name}.tmp")
-    _remove(tmp)
-    tmp.mkdir(parents=True)
+    try:
+        _remove(tmp)
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise files.FileFault(folder, err) from None
     try:
         target = tmp / MODEL_FILES[fmt]
         expected = model.predict(x, verbose=0)  # also builds a just-loaded model for export
@@ -150,11 +153,21 @@ def _export_one(run, model, x, y, fmt: str, folder: Path, quantize: str | None) 
             card["opset"] = int(onnx.load(str(target)).opset_import[0].version)
         files.write_json(tmp / "labkit.json", card)
         files.write_text(tmp / "README.md", model_card(card))
+    except OSError as err:  # a full disk, a folder that went read-only, …
+        _remove(tmp, quiet=True)
+        raise files.FileFault(folder, err) from None
+    except files.FileFault as fault:  # the same, met while writing a file: name the export
+        _remove(tmp, quiet=True)
+        raise files.FileFault(folder, OSError(fault.errno, str(fault))) from None
     except BaseException:
-        _remove(tmp)
+        _remove(tmp, quiet=True)
         raise
-    _remove(folder)
-    tmp.rename(folder)
+    try:
+        _remove(folder)
+        tmp.rename(folder)
+    except OSError as err:
+        _remove(tmp, quiet=True)
+        raise files.FileFault(folder, err) from None
     return {**report, "path": str(folder / MODEL_FILES[fmt])}
 
 
@@ -168,7 +181,7 @@ def _write(model, fmt: str, target: Path, tmp: Path, x, quantize: str | None) ->
             model.export(str(target), format="onnx", verbose=False)
         else:
             target.write_bytes(_tflite(model, tmp, x, quantize))
-    except LabkitError:
+    except (LabkitError, OSError):
         raise
     except Exception as err:
         raise LabkitError(f"{fmt} export failed: {str(err).strip().splitlines()[0][:200]}") \
@@ -330,8 +343,13 @@ def model_card(card: dict) -> str:
             f"{card['python']}\n```\n\nSource run: `{card['source_run']}`\n")
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
+def _remove(path: Path, quiet: bool = False) -> None:
+    """Remove a file or folder; ``quiet``: cleaning up after a failure, which must not hide it."""
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    except OSError:
+        if not quiet:
+            raise

@@ -1,4 +1,5 @@
-"""Files that are whole or absent: every file labkit writes goes through :func:`atomic_path`.
+"""Files that are whole or absent: every file labkit writes goes through :func:`atomic_path`;
+an operating-system failure becomes a :class:`FileFault` that says what happened in words.
 
 The content goes to a temporary file beside the target, is flushed to the disk (``fsync``), and
 is renamed over the target; the folder is synced after the rename, so the new name survives a
@@ -8,6 +9,7 @@ power cut too. A process killed at any instant leaves the old file or the new on
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -15,12 +17,61 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from labkit.errors import LabkitError
+
+# errno → (what happened to PATH, what to do next)
+_CAUSES = {
+    errno.ENOSPC: ("no space left on the device holding {path}",
+                   "Free some space, or choose a folder on another disk (--runs-dir, --out)."),
+    errno.EDQUOT: ("the disk quota is used up on the device holding {path}",
+                   "Free some space, or choose a folder on another disk (--runs-dir, --out)."),
+    errno.EROFS: ("{path} is on a read-only filesystem",
+                  "Choose a folder you can write to (--runs-dir, --out)."),
+    errno.EACCES: ("permission denied for {path}",
+                   "Choose a folder you can write to (--runs-dir, --out), or fix its permissions."),
+    errno.EPERM: ("the operation is not permitted on {path}",
+                  "Choose a folder you can write to (--runs-dir, --out), or fix its permissions."),
+    errno.ENOENT: ("{path} does not exist (or a folder on its path does not)",
+                   "Check the path; labkit creates only the last folder of --runs-dir's parents "
+                   "that exist."),
+    errno.ENOTDIR: ("a part of the path {path} is a file, not a folder",
+                    "Choose another folder (--runs-dir, --out)."),
+    errno.EISDIR: ("{path} is a folder, not a file", "Name a file."),
+    errno.ENAMETOOLONG: ("the name {path} is too long for its filesystem",
+                         "Choose a shorter --name or a shorter folder."),
+    errno.EIO: ("an input/output error on the device holding {path} (a failing disk or a lost "
+                "network mount)", "Check the disk, then try again."),
+}
+
+
+class FileFault(LabkitError):
+    """An operating-system failure reading or writing ``path``, told in words with what to do
+    next (``no space left on the device holding runs/x. Free some space, …``)."""
+
+    def __init__(self, path: str | os.PathLike | None, err: OSError) -> None:
+        self.path = Path(path) if path is not None else (
+            Path(err.filename) if getattr(err, "filename", None) else None)
+        self.errno = err.errno
+        super().__init__(describe(err, self.path))
+
+
+def describe(err: OSError, path: str | os.PathLike | None = None) -> str:
+    """One sentence for an OSError: the cause in words, the file, what to do next."""
+    path = path if path is not None else getattr(err, "filename", None)
+    shown = str(path) if path is not None else "a file"
+    cause, advice = _CAUSES.get(err.errno, (f"{{path}}: {err.strerror or err}", ""))
+    text = cause.format(path=shown)
+    return f"{text[:1].upper()}{text[1:]}." + (f" {advice}" if advice else "")
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); on success rename it over ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as err:
+        raise FileFault(path, err) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -28,8 +79,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fsync(tmp)
         os.replace(tmp, path)
         fsync(path.parent)
+    except OSError as err:  # a failed write: the old file (if any) stays, the temporary goes
+        raise FileFault(path, err) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 

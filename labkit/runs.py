@@ -58,7 +58,19 @@ class Run:
         import pandas as pd
 
         path = self.file(HISTORY)
-        return pd.read_csv(path) if path.exists() else pd.DataFrame()
+        if not path.exists():
+            return pd.DataFrame()
+        try:
+            history = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError) as err:  # pandas' parse errors are ValueErrors
+            raise LabkitError(f"{path} is damaged: {str(err).splitlines()[0]}") from None
+        except OSError as err:
+            from labkit.files import FileFault
+
+            raise FileFault(path, err) from None
+        if "epoch" not in history.columns:
+            raise LabkitError(f"{path} is damaged: it has no epoch column.")
+        return history
 
     @functools.cached_property
     def model(self):
@@ -76,8 +88,12 @@ class Run:
             return json.loads(self.file(name).read_text())
         except FileNotFoundError:
             raise LabkitError(f"{self.path} has no {name}; is it a labkit run directory?") from None
-        except json.JSONDecodeError as err:
-            raise LabkitError(f"{self.file(name)} is not valid JSON: {err}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise LabkitError(f"{self.file(name)} is damaged (not valid JSON: {err}).") from None
+        except OSError as err:
+            from labkit.files import FileFault
+
+            raise FileFault(self.file(name), err) from None
 
 
 def open_run(path: str | os.PathLike) -> Run:
@@ -101,16 +117,21 @@ def checked_child(parent: str | os.PathLike, name: str, option: str = "--name") 
 
 def create_run(runs_dir: str | os.PathLike, name: str) -> Run:
     """Make a fresh ``runs_dir/name``; an existing name gets a ``-2``, ``-3``… suffix."""
+    from labkit.files import FileFault
+
     runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
     candidate, k = runs_dir / name, 1
-    while True:
-        try:
-            candidate.mkdir()
-            return Run(candidate)
-        except FileExistsError:
-            k += 1
-            candidate = runs_dir / f"{name}-{k}"
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                candidate.mkdir()
+                return Run(candidate)
+            except FileExistsError:
+                k += 1
+                candidate = runs_dir / f"{name}-{k}"
+    except OSError as err:
+        raise FileFault(err.filename or candidate, err) from None
 
 
 def load_model(run: Run, name: str = MODEL, compile: bool = True):

@@ -20,6 +20,7 @@ so a bad value stops the sweep before anything trains. A killed sweep resumes wi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
@@ -34,7 +35,7 @@ from labkit._lazy import lazy_import
 from labkit.comparison import SWEEP_FILE
 from labkit.config import RECORD_ONLY, TrainConfig
 from labkit.errors import LabkitError
-from labkit.files import write_json
+from labkit.files import FileFault, write_json
 from labkit.options import did_you_mean, parse_call
 
 np = lazy_import("numpy")
@@ -259,6 +260,13 @@ def run_trials(sweep: Sweep, echo=print, max_time: float | None = None) -> Sweep
             trial["status"] = "interrupted"
             sweep.save()
             raise
+        except (training.StoppedByFault, FileFault) as fault:  # the next trial would fail too
+            trial["status"] = "interrupted"
+            with contextlib.suppress(LabkitError):
+                sweep.save()
+            raise LabkitError(f"{fault} The sweep stopped at {trial['name']}; once that is "
+                              f"fixed, continue it with: labkit sweep --resume "
+                              f"{sweep.path}") from None
         except LabkitError as err:
             trial.update(status="failed", error=str(err))
             echo(f"  failed: {err}")

@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import platform
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,14 @@ from labkit.data.batches import ArrayBatches
 from labkit.errors import LabkitError
 
 Echo = Callable[[str], None]
+
+
+class StoppedByFault(LabkitError):
+    """A disk fault stopped training; ``run`` keeps its finished epochs and can be resumed."""
+
+    def __init__(self, message: str, run: runs.Run) -> None:
+        super().__init__(message)
+        self.run = run
 
 
 class Interrupted(Exception):
@@ -79,6 +89,7 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
     config = config if config.is_resolved else config.resolve()
     with devices.placed(config.precision, config.distribute, config.devices, echo) as place:
         prepared = prepare(config, place=place)
+        check_room(config.runs_dir, prepared.model)
         run = open_run(prepared, echo)
         with runs.lock(run):
             return fit_and_finish(prepared, run)
@@ -106,13 +117,34 @@ def resume(path: str | Path, echo: Echo = print) -> runs.Run:
         policy = run.config.get("derived", {}).get("dtype_policy", "float32")
         with devices.placed(config.precision, config.distribute, config.devices, echo,
                             policy=policy) as place:
-            last = run.file(checkpoint.LAST)
-            saved = checkpoint.read(last) if last.exists() else None
+            saved, model = readable_checkpoint(run, echo)
             done = saved.state["epoch"] if saved else 0
-            model = runs.load_model(run, checkpoint.LAST, compile=False) if saved else None
             prepared = prepare(config, model=model, epochs_done=done, place=place)
             echo(f"Resuming {run.path} after epoch {done}")
             return fit_and_finish(prepared, run, saved, rows=previous_rows(run, done))
+
+
+def readable_checkpoint(run: runs.Run, echo: Echo = print):
+    """``(checkpoint, model)`` to resume ``run`` from: last.keras, or best.keras (an earlier
+    epoch, said so) when last.keras is damaged; ``(None, None)`` before the first epoch."""
+    last, best = run.file(checkpoint.LAST), run.file(checkpoint.BEST)
+    if not last.exists():
+        return None, None
+    try:
+        return checkpoint.read(last), runs.load_model(run, checkpoint.LAST, compile=False)
+    except LabkitError as damaged:
+        if not best.exists():
+            raise LabkitError(f"{damaged} There is no best.keras to fall back on, so the run "
+                              f"cannot be resumed; start it again with: labkit train --config "
+                              f"{run.file(runs.CONFIG)}") from None
+        try:
+            saved = checkpoint.read(best)
+            model = runs.load_model(run, checkpoint.BEST, compile=False)
+        except LabkitError as also:
+            raise LabkitError(f"{damaged} best.keras cannot be used either: {also}") from None
+        echo(f"{damaged} Resuming from best.keras instead, after epoch {saved.state['epoch']}; "
+             "the epochs after it are trained again.")
+        return saved, model
 
 
 def prepare(config: TrainConfig, model: keras.Model | None = None,
@@ -139,6 +171,17 @@ def open_run(prepared: Prepared, echo: Echo = print) -> runs.Run:
     creation time, versions and the derived settings."""
     config = prepared.config
     run = runs.create_run(config.runs_dir, config.run_name())
+    try:
+        write_config(prepared, run)
+    except LabkitError:
+        shutil.rmtree(run.path, ignore_errors=True)  # nothing of this run exists yet
+        raise
+    echo(f"Run directory: {run.path}")
+    return run
+
+
+def write_config(prepared: Prepared, run: runs.Run) -> None:
+    config = prepared.config
     spec = prepared.loaded.spec
     record = {**config.to_dict(), "run": run.path.name,
               "created": dt.datetime.now().isoformat(timespec="seconds"),
@@ -149,8 +192,31 @@ def open_run(prepared: Prepared, echo: Echo = print) -> runs.Run:
                             "feature_names": list(spec.feature_names),
                             "preprocessing": spec.preprocessing.to_dict()}}
     files.write_json(run.file(runs.CONFIG), record)
-    echo(f"Run directory: {run.path}")
-    return run
+
+
+def checkpoint_bytes(model) -> int:
+    """About how large one checkpoint of ``model`` is: float32 weights and up to two optimizer
+    slots per weight (Adam's moments), plus the archive's own files."""
+    return 3 * 4 * model.count_params() + 64 * 1024
+
+
+def check_room(runs_dir, model) -> None:
+    """Before a run starts: its runs folder can be created and written, and holds room for two
+    checkpoints of ``model`` (last.keras and best.keras); a LabkitError says what is wrong."""
+    folder = Path(runs_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".labkit-probe-")
+        probe.close()
+        free = shutil.disk_usage(folder).free
+    except OSError as err:
+        raise files.FileFault(folder, err) from None
+    need = 2 * checkpoint_bytes(model)
+    if free < need:
+        raise LabkitError(f"Not enough room on the device holding {folder}: {free / 2**20:.1f} "
+                          f"MB free, and two checkpoints of this model need about "
+                          f"{need / 2**20:.1f} MB. Free some space, or choose --runs-dir on "
+                          "another disk.")
 
 
 def fit_and_finish(prepared: Prepared, run: runs.Run, saved: checkpoint.Checkpoint | None = None,
@@ -162,15 +228,21 @@ def fit_and_finish(prepared: Prepared, run: runs.Run, saved: checkpoint.Checkpoi
                            state=saved.state if saved else None,
                            divergence_factor=config.divergence_factor)
     try:
-        fit_phases(prepared, recorder, saved)
-    except KeyboardInterrupt:
-        STOP_REQUESTED.clear()
-        recorder.finish("interrupted")
-        raise Interrupted(run) from None
-    if recorder.diverged:
-        recorder.finish("diverged", {"hint": divergence_message(config, recorder.diverged)})
-        return run
-    finish(prepared, run, recorder)
+        try:
+            fit_phases(prepared, recorder, saved)
+        except KeyboardInterrupt:
+            STOP_REQUESTED.clear()
+            recorder.finish("interrupted")
+            raise Interrupted(run) from None
+        if recorder.diverged:
+            recorder.finish("diverged", {"hint": divergence_message(config, recorder.diverged)})
+            return run
+        finish(prepared, run, recorder)
+    except files.FileFault as fault:
+        done = recorder.stop_at_checkpoint(str(fault))
+        raise StoppedByFault(f"{fault} Training stopped; {run.path} keeps {done} finished "
+                             f"epochs and every file in it is whole. Once that is fixed, "
+                             f"continue with: labkit train --resume {run.path}", run) from None
     return run
 
 
