@@ -234,3 +234,14 @@ def test_a_full_disk_stops_a_sweep_for_resume(cli, tmp_path, monkeypatch):
     assert cli("sweep", "--resume", tmp_path / "s").exit_code == 0
     state = json.loads((tmp_path / "s" / "sweep.json").read_text())
     assert [t["status"] for t in state["trials"]] == ["completed", "completed"]
+
+
+def test_predict_output_and_lab_folders_that_cannot_be_written(cli, finished, tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    samples = finished.path / "samples.npz"
+    result = cli("predict", finished.path, samples, "--output", tmp_path / "afile" / "p.csv")
+    assert last_line(result) == (f"Error: A part of the path {tmp_path / 'afile' / 'p.csv'} is "
+                                 "a file, not a folder. Choose another folder (--runs-dir, --out).")
+    result = cli("lab", "run", "momentum", "--quick", "--out", tmp_path / "afile" / "lab")
+    assert result.exit_code == 1
+    assert last_line(result).startswith(f"Error: A part of the path {tmp_path / 'afile'}")
