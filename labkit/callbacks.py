@@ -203,7 +203,10 @@ class RunRecorder(keras.callbacks.Callback):
         """Write the final history and metrics with ``status``; plot the curves."""
         history = self._write(status, extra)
         if self.rows:
-            plots.curves(history, self.run.file(runs.CURVES))
+            recipe = self.run.config.get("recipe", "") if self.run.file(runs.CONFIG).exists() \
+                else ""
+            plots.curves(history, self.run.file(runs.CURVES),
+                         f"{self.run.name} ({recipe})" if recipe else self.run.name)
 
 
 def summarize(rows: list[dict], status: str, monitor: str, best: dict,

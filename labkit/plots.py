@@ -38,9 +38,9 @@ def playground_colormap():
     return LinearSegmentedColormap.from_list("playground", PLAYGROUND_COLOURS)
 
 
-def curves_figure(history: pd.DataFrame):
+def curves_figure(history: pd.DataFrame, title: str | None = None):
     """Loss and accuracy per epoch, training vs validation, side by side; the learning rate
-    too when a schedule changed it."""
+    too when a schedule changed it. ``title``: the figure's (a run's name and recipe)."""
     metrics = [m for m in ("loss", "accuracy") if m in history]
     if LEARNING_RATE in history and history[LEARNING_RATE].nunique() > 1:
         metrics.append(LEARNING_RATE)
@@ -51,18 +51,21 @@ def curves_figure(history: pd.DataFrame):
         if f"val_{metric}" in history:
             ax.plot(history["epoch"], history[f"val_{metric}"], "o-", label="validation",
                     markersize=3)
-        title = "learning rate" if metric == LEARNING_RATE else metric
-        ax.set(xlabel="epoch", ylabel=title, title=title,
+        shown = "learning rate" if metric == LEARNING_RATE else metric
+        ax.set(xlabel="epoch", ylabel=shown, title=shown,
                yscale="log" if metric == LEARNING_RATE else "linear")
         ax.grid(alpha=0.3)
+        _integer_epochs(ax)
         ax.legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def curves(history: pd.DataFrame, path: str | Path) -> None:
+def curves(history: pd.DataFrame, path: str | Path, title: str | None = None) -> None:
     """:func:`curves_figure` written to ``path``."""
-    save(curves_figure(history), path)
+    save(curves_figure(history, title), path)
 
 
 def boundary_grid(model, limit: float = GRID_LIMIT, size: int = GRID_SIZE):
@@ -87,8 +90,9 @@ def decision_boundary(model, loaded, path: str | Path) -> None:
         ax.scatter(x[:, 0], x[:, 1], c=y, cmap=cmap, vmin=0, vmax=1, s=14, linewidths=0.6,
                    edgecolors=edge)
     ax.set(xlim=(-GRID_LIMIT, GRID_LIMIT), ylim=(-GRID_LIMIT, GRID_LIMIT), aspect="equal",
-           title=f"{loaded.spec.name} (edges: white train, black test)")
-    fig.colorbar(mesh, ax=ax, ticks=[-1, 0, 1])
+           xlabel="x1", ylabel="x2", title=f"{loaded.spec.name} (edges: white train, black test)")
+    bar = fig.colorbar(mesh, ax=ax, ticks=[-1, 0, 1])
+    bar.set_label("network output: 2·P(blue) − 1  (−1 orange, +1 blue)")
     save(fig, path)
 
 

@@ -81,7 +81,7 @@ class Run:
         """The learning curves as a matplotlib Figure (a notebook shows it inline)."""
         from labkit import plots
 
-        return plots.curves_figure(self.history)
+        return plots.curves_figure(self.history, f"{self.name} ({self.config.get('recipe')})")
 
     def _json(self, name: str) -> dict:
         try:

@@ -89,6 +89,9 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
     config = config if config.is_resolved else config.resolve()
     with devices.placed(config.precision, config.distribute, config.devices, echo) as place:
         prepared = prepare(config, place=place)
+        for warning in learning_warnings(prepared.model, prepared.loaded.spec.num_classes,
+                                         prepared.loaded.spec.task):
+            echo(f"warning: {warning}")
         check_room(config.runs_dir, prepared.model)
         run = open_run(prepared, echo)
         with runs.lock(run):
@@ -307,6 +310,37 @@ def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
         test = tasks.evaluate_split(model, loaded.test, prep=loaded.spec.preprocessing,
                                     batch_size=prepared.derived["eval_batch_size"])
     recorder.finish("completed", test)
+
+
+def learning_warnings(model, num_classes: int, task: str = "classification") -> list[str]:
+    """Why a built model may not learn, found from its layers' shapes (nested models included):
+    several convolutions working on 1×1 feature maps (the input pooled away), or a hidden
+    dense layer narrower than the classes. Each is one sentence; none: an empty list."""
+    flat, found = [], []
+
+    def walk(model):
+        for layer in model.layers:
+            (walk if isinstance(layer, keras.Model) else flat.append)(layer)
+
+    walk(model)
+    collapsed = [layer.name for layer in flat if isinstance(layer, keras.layers.Conv2D)
+                 and tuple(layer.input.shape[1:3]) == (1, 1)]
+    if len(collapsed) >= 2:
+        found.append(f"{len(collapsed)} convolution layers ({collapsed[0]} to {collapsed[-1]}) "
+                     f"work on 1×1 feature maps: pooling has shrunk the "
+                     f"{'×'.join(map(str, model.input.shape[1:3]))} input away, so they see no "
+                     "spatial pattern and mostly add depth that is hard to train. Use larger "
+                     "images (--image-size) or a recipe with fewer pooling steps.")
+    dense = [layer for layer in flat if isinstance(layer, keras.layers.Dense)]
+    if task == "classification" and num_classes > 2:
+        narrow = [f"{layer.name} ({layer.units})" for layer in dense[:-1]
+                  if layer.units < num_classes]
+        if narrow:
+            found.append(f"hidden layer{'s' if len(narrow) > 1 else ''} {', '.join(narrow)} "
+                         f"{'are' if len(narrow) > 1 else 'is'} narrower than the "
+                         f"{num_classes} classes: every class must squeeze through fewer units "
+                         "than there are classes. Widen it (e.g. --set dense_units or units).")
+    return found
 
 
 def build_model(config: TrainConfig, spec: data.DatasetSpec):

@@ -317,3 +317,19 @@ def test_progress_bar_on_a_terminal_one_line_per_epoch_otherwise(monkeypatch):
     assert training.progress_mode() == 1
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     assert training.progress_mode() == 2
+
+
+def test_models_that_cannot_learn_are_warned_about_before_training(cli, tmp_path):
+    from labkit.training import learning_warnings
+
+    collapsed = labkit.build("vgg16", input_shape=(8, 8, 1), num_classes=10, width=0.125,
+                             dense_units=[64, 64])
+    found = learning_warnings(collapsed, 10)
+    assert found[0].startswith("6 convolution layers (block4_conv1 to block5_conv3) work on 1×1 "
+                               "feature maps: pooling has shrunk the 8×8 input away")
+    assert found[1].startswith("hidden layers fc1 (8), fc2 (8) are narrower than the 10 classes")
+    assert learning_warnings(labkit.build("cnn", input_shape=(8, 8, 1), num_classes=10), 10) == []
+    assert learning_warnings(collapsed, 2, "binary")[1:] == []  # two classes: no bottleneck
+    result = cli("train", "mlp", "--set", "units=[4]", "--epochs", "1", "--runs-dir", tmp_path)
+    assert result.exit_code == 0
+    assert "warning: hidden layer fc1 (4) is narrower than the 10 classes" in result.output

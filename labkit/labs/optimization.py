@@ -213,16 +213,23 @@ def _momentum_verdict(f: pd.DataFrame) -> str:
 
 
 def _momentum_plot(f: pd.DataFrame, path) -> None:
-    fig, axes = figure(2, size=(5.5, 4))
+    fig, axes = figure(2, size=(5.5, 4.6))
     grid = np.meshgrid(np.linspace(-11, 11, 200), np.linspace(-2, 2, 200))
     levels = 0.5 * (CANYON[0] * grid[0] ** 2 + CANYON[1] * grid[1] ** 2)
     ax = axes[0, 0]
     ax.contour(grid[0], grid[1], levels, levels=np.geomspace(0.01, 100, 12), cmap="Greys")
-    for name, part in f[f["step"] <= 100].groupby("optimizer", sort=False):
-        ax.plot(part["x"], part["y"], ".-", markersize=2, linewidth=0.8, label=name)
+    parts = list(f[f["step"] <= 100].groupby("optimizer", sort=False))
+    colours = {name: f"C{i}" for i, (name, _) in enumerate(parts)}
+    # the widest-swinging path (largest α) first and faint, so it cannot cover the others
+    for rank, (name, part) in enumerate(sorted(parts, key=lambda p: -float(np.ptp(p[1]["y"])))):
+        ax.plot(part["x"], part["y"], ".-", markersize=2, linewidth=0.8, label=name,
+                color=colours[name], alpha=0.35 if rank == 0 else 1.0, zorder=2 + rank)
     ax.set(xlabel="θ₁", ylabel="θ₂", title="first 100 steps over f(θ) = ½(θ₁² + 100 θ₂²)",
            ylim=(-2, 2))
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    order = [labels.index(name) for name, _ in parts]
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8,
+              loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     curves(axes[0, 1], f, "optimizer", "loss", title="f(θ) per step", log=True)
     save(fig, path)
 
