@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all lint train-digits bench bench-mnist pictures labs
+.PHONY: help install test test-slow test-all lint train-digits bench bench-mnist pictures labs labs-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-25s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ pictures: $(STAMP) ## the README's explain pictures (docs/pictures/), from a cnn
 
 labs: $(STAMP) ## run every lab, full versions (about 15 min on 2 cores); results in labs/
 	$(BIN)/labkit lab run all
+
+labs-check: $(STAMP) ## every lab's full version for seeds 0, 1 and 2, one verdict each (about 45 min)
+	$(BIN)/labkit lab run all --seeds 0,1,2 --out labs/check
 
 lab-%: $(STAMP) ## run one lab, e.g. make lab-momentum (`labkit lab list` names them all)
 	$(BIN)/labkit lab run $*

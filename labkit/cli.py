@@ -695,6 +695,17 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise LabkitError(f"--seeds takes distinct whole numbers >= 0, e.g. --seeds 0,1,2. "
+                          f"Received: {text!r}")
+    return seeds
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{round(seconds / 60)} min"
 
@@ -706,7 +717,11 @@ def _duration(seconds: float) -> str:
 @click.option("--seed", type=int, default=LAB_SEED, show_default=True,
               help="Random seed. The default is the seed docs/labs.md's numbers were measured "
                    f"with (`labkit train` starts from {DEFAULTS['seed']}: a run is not a lab).")
-def lab_run(name, quick, out, seed):
+@click.option("--seeds", metavar="S,S,...",
+              help="Run once per seed (into OUT/seed-S) and give one verdict: it holds only if "
+                   "it holds for every seed, e.g. --seeds 0,1,2. With --quick, seeds that "
+                   "disagree make the verdict 'inconclusive at this size'.")
+def lab_run(name, quick, out, seed, seeds):
     """Run lab NAME (or `all`): print its verdict, write NAME.csv, NAME.png and verdict.txt.
 
     \b
@@ -714,14 +729,24 @@ def lab_run(name, quick, out, seed):
       labkit lab run momentum
       labkit lab run dropout --quick --out /tmp/dropout --seed 1
       labkit lab run all --quick
+      labkit lab run momentum --quick --seeds 0,1
+      labkit lab run dropout --seeds 0,1,2
     """
     from pathlib import Path
 
     quiet_tensorflow()
     from labkit import labs
 
+    seed_list = _seed_list(seeds) if seeds is not None else None
     chosen = labs.names() if name == "all" else [labs.get(name).name]
     for lab_name in chosen:
         folder = labs.output_dir(lab_name, Path(out) / lab_name if out and name == "all" else out)
+        if seed_list is not None:
+            each, combined = labs.run_seeds(lab_name, seed_list, quick=quick, out=folder)
+            click.echo(combined)
+            for one, verdict in each.items():
+                click.echo(f"  seed {one}: {verdict.split(': ', 1)[1]}")
+            click.echo(f"  → {folder}/seed-*/{lab_name}.csv, {lab_name}.png; {folder}/verdict.txt")
+            continue
         _, verdict = labs.run(lab_name, quick=quick, out=folder, seed=seed)
         click.echo(f"{verdict}\n  → {folder}/{lab_name}.csv, {lab_name}.png")

@@ -16,7 +16,7 @@ import labkit
 from labkit import checkpoint, files, runs
 from labkit.errors import LabkitError
 
-TRAIN = ["train", "mlp", "--dataset", "digits", "--set", "units=[8]", "--epochs", "4"]
+TRAIN = ["train", "mlp", "--dataset", "digits", "--set", "units=[16]", "--epochs", "4"]
 
 
 def temporary_files(folder: Path) -> list[str]:
@@ -223,7 +223,7 @@ def test_describe_puts_each_cause_in_words():
 
 def test_a_full_disk_stops_a_sweep_for_resume(cli, tmp_path, monkeypatch):
     fail_on(monkeypatch, ".last.", 2)  # trial-001's second epoch
-    result = cli("sweep", "mlp", "--dataset", "digits", "--epochs", "2", "--set", "units=[8]",
+    result = cli("sweep", "mlp", "--dataset", "digits", "--epochs", "2", "--set", "units=[16]",
                  "--grid", "learning_rate=[0.01,0.001]", "--runs-dir", tmp_path, "--name", "s")
     assert result.exit_code == 1
     assert last_line(result).endswith(f"The sweep stopped at trial-001; once that is fixed, "

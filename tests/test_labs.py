@@ -39,7 +39,11 @@ HEAVY = {"residual", "playground", "transfer", "early-stopping"}  # quick, but 1
 
 
 def holds(verdict: str) -> bool:
-    assert re.search(r"— claim (holds|NOT supported on this run)$", verdict), verdict
+    """Whether a verdict says the claim holds (a quick run's other verdict is "inconclusive at
+    this size", a recomputed one's "NOT supported")."""
+    assert re.search(r"— (claim holds|claim NOT supported on this run|inconclusive at this "
+                     r"size: a quick run is too small to contradict the claim; .*)$",
+                     verdict), verdict
     return verdict.endswith("claim holds")
 
 
@@ -70,7 +74,7 @@ def test_lab_writes_csv_plot_and_a_verdict_derived_from_the_csv(lab_runs, name):
     pd.testing.assert_frame_equal(written, frame)  # the returned numbers are the CSV's
     assert (out / "verdict.txt").read_text().strip() == verdict
     assert verdict.startswith(f"{name}: ")
-    assert labs.verdict_of(name, written) == verdict
+    assert labs.verdict_of(name, written, quick=True) == verdict
     measured = [c for c in written.select_dtypes("number") if c not in KEYS]
     assert measured, "a lab must measure something"
     truths = set()
@@ -186,3 +190,38 @@ def test_docs_have_a_paragraph_per_lab():
         info = labs.get(name)
         assert f"**{name}** (topic{'s' if len(info.topics) > 1 else ''} " in docs, name
         assert f"`make lab-{name}`" in docs, name
+
+
+def test_seeds_give_one_verdict_and_quick_runs_say_inconclusive(tmp_path):
+    """The per-seed verdicts come from each seed's CSV; removing the measured effect from one
+    seed's numbers turns 'holds' into 'inconclusive' (quick) or 'not robust' (full), and from
+    every seed's into 'contradicted'."""
+    verdicts, combined = labs.run_seeds("momentum", [0, 1], quick=True, out=tmp_path)
+    assert combined == "momentum: claim holds for every seed (0, 1)"
+    assert (tmp_path / "seed-0" / "momentum.csv").exists()
+    assert (tmp_path / "verdict.txt").read_text().startswith(combined)
+    frame = pd.read_csv(tmp_path / "seed-1" / "momentum.csv")
+    flat = frame.copy()
+    sgd = flat.loc[flat["optimizer"] == "sgd", "loss"].to_numpy()
+    for name in flat["optimizer"].unique():
+        flat.loc[flat["optimizer"] == name, "loss"] = sgd  # no optimizer beats plain SGD
+    without = labs.verdict_of("momentum", flat)
+    assert not labs.supported(without) and labs.supported(verdicts[0])
+    mixed = {0: verdicts[0], 1: without}
+    assert labs.combined_verdict("momentum", mixed, quick=True).startswith(
+        "momentum: inconclusive at this size (holds for seed 0, not for 1: the quick version is "
+        "within its own noise)")
+    assert labs.combined_verdict("momentum", mixed, quick=False) == (
+        "momentum: claim NOT robust: holds for seed 0, not for 1")
+    assert labs.combined_verdict("momentum", {0: without, 1: without}, quick=False) == (
+        "momentum: claim contradicted for every seed (0, 1)")
+    assert "too small to show it" in labs.combined_verdict("momentum", {0: without}, quick=True)
+
+
+def test_lab_run_seeds_on_the_command_line(cli, tmp_path):
+    result = cli("lab", "run", "momentum", "--quick", "--seeds", "0,1", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "momentum: claim holds for every seed (0, 1)"
+    assert error_line(cli("lab", "run", "momentum", "--seeds", "0,x")) == (
+        "Error: --seeds takes distinct whole numbers >= 0, e.g. --seeds 0,1,2. "
+        "Received: '0,x'")

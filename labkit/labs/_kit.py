@@ -71,8 +71,11 @@ def lab(name: str, *, order: int, topic: int | tuple[int, ...], claim: str, seco
     return register
 
 
+HOLDS, NOT_SHOWN = "claim holds", "claim NOT supported on this run"  # how verdicts end
+
+
 def holds(ok: bool) -> str:
-    return "claim holds" if ok else "claim NOT supported on this run"
+    return HOLDS if ok else NOT_SHOWN
 
 
 def digits(n_train: int | None = None, seed: int = 0, classes=None) -> dict[str, np.ndarray]:
