@@ -69,14 +69,7 @@ def test_a_full_disk_mid_run_stops_cleanly_and_resume_finishes(cli, tmp_path, mo
 @pytest.mark.slow  # two runs
 def test_a_full_disk_while_saving_the_final_model_resumes_to_completion(cli, tmp_path,
                                                                           monkeypatch):
-    real = files.fsync
-
-    def fsync(path):
-        if Path(path).name.startswith(".model."):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path)
-
-    monkeypatch.setattr(files, "fsync", fsync)
+    fail_on(monkeypatch, ".model.", 1)
     result = cli(*TRAIN, "--runs-dir", tmp_path, "--name", "final")
     assert result.exit_code == 1 and "keeps 4 finished epochs" in last_line(result)
     assert not (tmp_path / "final" / "model.keras").exists()
@@ -170,14 +163,7 @@ def test_damaged_run_files_are_named(cli, finished, name, content, command, mess
 
 
 def test_a_failed_export_leaves_no_partial_folder(cli, finished, monkeypatch):
-    real = files.fsync
-
-    def fsync(path):
-        if Path(path).name.startswith(".labkit."):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path)
-
-    monkeypatch.setattr(files, "fsync", fsync)
+    fail_on(monkeypatch, ".labkit.", 1)
     result = cli("export", finished.path, "--format", "keras")
     assert result.exit_code == 1
     assert error_line(result).startswith(
