@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import augment, data, optim, options, registry, tasks
+from labkit import augment, data, optim, options, registry, runs, tasks
 from labkit.devices import check as check_placement
 from labkit.errors import LabkitError
 
@@ -91,9 +91,8 @@ class TrainConfig:
                 not (factor == 0 or factor > 1):
             raise LabkitError(f"--divergence-factor must be > 1, or 0 for off. "
                               f"Received: {factor!r}")
-        name = self.name
-        if name is not None and (not name or "/" in name or name.startswith(".")):
-            raise LabkitError(f"--name must be a plain folder name. Received: {name!r}")
+        if self.name is not None:
+            runs.checked_child(self.runs_dir, self.name)  # stays inside --runs-dir
         check_placement(self.precision, self.distribute, self.devices)
         for flag in ("deterministic", "tensorboard"):
             if not isinstance(getattr(self, flag), bool):
