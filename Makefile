@@ -10,11 +10,8 @@ STAMP  := $(VENV)/.installed
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-25s %s\n", $$1, $$2}'
 
-# editable_mode=compat: the project folder on sys.path through a .pth file, as `setup.py develop`
-# did; setuptools' default finder for two top-level packages (labkit, recipes) prints a warning box.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && \
-		$(BIN)/pip install -q -e ".[dev]" --config-settings editable_mode=compat
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install labkit with its dev extra (other targets do it when needed)
