@@ -304,12 +304,9 @@ def train(recipe, config_file, print_config, resume_run, data_options, assignmen
 
     flags["batch_size"] = parse_batch_size(flags["batch_size"])
     if resume_run:
-        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
-        given += ["RECIPE"] * bool(recipe) + ["--config"] * bool(config_file) + \
-            ["--set"] * bool(assignments) + ["dataset options"] * bool(data_options)
-        if given:
-            raise LabkitError(f"--resume continues a run with its saved config; drop "
-                              f"{', '.join(given)}.")
+        _refuse_with_resume("a run with its saved config", flags, RECIPE=recipe,
+                            **{"--config": config_file, "--set": assignments,
+                               "dataset options": data_options})
         return _train_and_report(click.echo, resume_run=resume_run)
     config = resolve_train_config(
         recipe=recipe, config_file=config_file, flags=flags,
@@ -323,13 +320,26 @@ def train(recipe, config_file, print_config, resume_run, data_options, assignmen
     _train_and_report(click.echo, config=config)
 
 
+def _refuse_with_resume(what: str, flags: dict, **others) -> None:
+    """``--resume`` continues ``what`` as saved: any other option given is an error naming it."""
+    given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+    given += [name for name, value in others.items() if value]
+    if given:
+        raise LabkitError(f"--resume continues {what}; drop {', '.join(given)}.")
+
+
+def _stop_cleanly_on_signals() -> None:
+    """Ctrl-C and `kill` (SIGTERM) stop training after the current epoch, saved."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # as nohup or a shell set it
+            signal.signal(signum, _interrupt)
+
+
 def _train_and_report(echo, config=None, resume_run=None) -> None:
     quiet_tensorflow()
     from labkit import training
 
-    for signum in (signal.SIGINT, signal.SIGTERM):  # `kill` stops as cleanly as Ctrl-C
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # as nohup or a shell set it
-            signal.signal(signum, _interrupt)
+    _stop_cleanly_on_signals()
     try:
         run = training.resume(resume_run, echo) if resume_run else training.train(config, echo)
     except training.Interrupted as stop:
@@ -617,12 +627,12 @@ def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, 
 
     seconds = parse_duration(max_time, "--max-time") if max_time else None
     if resume_sweep:
-        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
-        given += ["RECIPE"] * bool(recipe) + ["--config"] * bool(config_file) + \
-            ["--grid/--range/--choice/--random"] * bool(grid or ranges or choice or random_trials)
-        if given:
-            raise LabkitError(f"--resume continues a sweep with its saved space and options; "
-                              f"drop {', '.join(given)}.")
+        _refuse_with_resume("a sweep with its saved space and options", flags, RECIPE=recipe,
+                            **{"--config": config_file, "--set": assignments,
+                               "dataset options": data_options,
+                               "--grid/--range/--choice/--random":
+                                   grid or ranges or choice or random_trials is not None,
+                               "--max-trials": max_trials})
         quiet_tensorflow()
         return _report_sweep(lambda: sweeps.resume(resume_sweep, click.echo, seconds))
     flags["batch_size"] = parse_batch_size(flags["batch_size"])
@@ -643,9 +653,7 @@ def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, 
 def _report_sweep(go) -> None:
     from labkit import sweeps, training
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, _interrupt)
+    _stop_cleanly_on_signals()
     try:
         done = go()
     except training.Interrupted as stop:
@@ -695,17 +703,6 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _seed_list(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        seeds = []
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise LabkitError(f"--seeds takes distinct whole numbers >= 0, e.g. --seeds 0,1,2. "
-                          f"Received: {text!r}")
-    return seeds
-
-
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{round(seconds / 60)} min"
 
@@ -737,7 +734,7 @@ def lab_run(name, quick, out, seed, seeds):
     quiet_tensorflow()
     from labkit import labs
 
-    seed_list = _seed_list(seeds) if seeds is not None else None
+    seed_list = labs.parse_seeds(seeds) if seeds is not None else None
     chosen = labs.names() if name == "all" else [labs.get(name).name]
     for lab_name in chosen:
         folder = labs.output_dir(lab_name, Path(out) / lab_name if out and name == "all" else out)

@@ -201,12 +201,15 @@ def test_a_sweep_killed_mid_trial_resumes_without_duplicates(tmp_path):
         labkit.sweep(resume=str(tmp_path), **QUIET)
 
 
-def test_max_time_stops_starting_trials_and_resume_runs_the_rest(tmp_path):
+def test_max_time_stops_starting_trials_and_resume_runs_the_rest(cli, tmp_path):
     messages = []
     frame = labkit.sweep("mlp", dataset="digits", epochs=1, units=[8], runs_dir=str(tmp_path),
                          name="timed", grid={"learning_rate": [0.01, 0.001]}, max_time=1e-9,
                          echo=messages.append)
     assert set(frame["status"]) == {"pending"} and not (tmp_path / "timed" / "results.csv").exists()
     assert any("--max-time reached: 2 trials not run" in m for m in messages)
+    result = cli("sweep", "--resume", tmp_path / "timed", "--set", "units=[4]", "--epochs", "3")
+    assert error_line(result) == ("Error: --resume continues a sweep with its saved space and "
+                                  "options; drop --epochs, --set.")
     frame = labkit.sweep(resume=str(tmp_path / "timed"), **QUIET)
     assert set(frame["status"]) == {"completed"} and (tmp_path / "timed" / "results.csv").exists()

@@ -23,7 +23,7 @@ from labkit.options import did_you_mean
 pd = lazy_import("pandas")
 
 __all__ = ["DEFAULT_SEED", "LABS", "Lab", "combined_verdict", "get", "names", "output_dir",
-           "run", "run_seeds", "supported", "verdict_of"]
+           "parse_seeds", "run", "run_seeds", "supported", "verdict_of"]
 
 DEFAULT_SEED = lecture.LAB_SEED
 
@@ -118,6 +118,18 @@ def combined_verdict(name: str, verdicts: dict[int, str], quick: bool) -> str:
         return (f"{name}: claim NOT robust: holds for seed {', '.join(map(str, good))}, not for "
                 f"{', '.join(map(str, bad))}")
     return f"{name}: claim contradicted for every seed ({listed})"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]``: distinct whole numbers >= 0 (``--seeds``)."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise LabkitError(f"--seeds takes distinct whole numbers >= 0, e.g. --seeds 0,1,2. "
+                          f"Received: {text!r}")
+    return seeds
 
 
 def run_seeds(name: str, seeds: list[int], quick: bool = False,
