@@ -23,13 +23,19 @@ AUGMENTATIONS: dict[str, tuple[Any, str]] = {
 }
 FLIPS = ("horizontal", "vertical", "horizontal_and_vertical")
 IMAGE_ONLY = ("flip", "rotation", "zoom", "translation", "contrast")
+# How rotation, zoom and translation fill the pixels they uncover (Keras's ``fill_mode``):
+# "constant" fills with black (digits on a black ground), "reflect" (Keras's default) mirrors
+# the image, "nearest" repeats the edge (R's image_data_generator default), "wrap" tiles it.
+FILLS = ("reflect", "constant", "nearest", "wrap")
+FILLED = ("rotation", "zoom", "translation")
 
 
 def resolve(value: str | dict | None, input_shape: tuple | None = None) -> dict[str, Any]:
     """``"flip,rotation=0.1"`` or a mapping → ``{"flip": "horizontal", "rotation": 0.1}``.
 
-    A bare name takes its default amount. ``input_shape`` (when known) rules out image
-    transformations for non-image data.
+    A bare name takes its default amount. ``fill=constant|reflect|nearest|wrap`` says how
+    rotation, zoom and translation fill the pixels they uncover (default ``reflect``, Keras's).
+    ``input_shape`` (when known) rules out image transformations for non-image data.
     """
     if value in (None, "", "none", {}):
         return {}
@@ -41,9 +47,12 @@ def resolve(value: str | dict | None, input_shape: tuple | None = None) -> dict[
     if not isinstance(value, dict):
         raise LabkitError(f"--augment must be a list like flip,rotation=0.1. Received: {value!r}")
     resolved = {}
+    value = dict(value)
+    fill = value.pop("fill", None)
     for name, amount in value.items():
         if name not in AUGMENTATIONS:
-            raise LabkitError(f"--augment has no {name!r}. Known: {', '.join(AUGMENTATIONS)}.")
+            raise LabkitError(f"--augment has no {name!r}. Known: {', '.join(AUGMENTATIONS)} "
+                              f"(and fill=).")
         default, meaning = AUGMENTATIONS[name]
         amount = default if amount is True else amount
         if amount is False:
@@ -61,22 +70,32 @@ def resolve(value: str | dict | None, input_shape: tuple | None = None) -> dict[
             raise LabkitError(f"--augment {', '.join(images_only)} needs image data (height, "
                               f"width, channels); this dataset's inputs have shape {input_shape}. "
                               "Only noise applies to it.")
-    return {name: resolved[name] for name in AUGMENTATIONS if name in resolved}
+    ordered = {name: resolved[name] for name in AUGMENTATIONS if name in resolved}
+    if fill is not None:
+        if fill not in FILLS:
+            raise LabkitError(f"--augment fill: how uncovered pixels are filled, one of "
+                              f"{', '.join(FILLS)}. Received: {fill!r}")
+        if not any(name in FILLED for name in ordered):
+            raise LabkitError(f"--augment fill applies to {', '.join(FILLED)}; none is given.")
+        ordered["fill"] = fill
+    return ordered
 
 
 def layers(augment: dict[str, Any], seed: int | None = None) -> list:
     """The Keras preprocessing layers for a resolved augmentation, in application order."""
     import keras
 
+    fill = augment.get("fill", "reflect")
     made = {
         "flip": lambda a: keras.layers.RandomFlip(a, seed=seed),
-        "rotation": lambda a: keras.layers.RandomRotation(a, seed=seed),
-        "zoom": lambda a: keras.layers.RandomZoom(a, seed=seed),
-        "translation": lambda a: keras.layers.RandomTranslation(a, a, seed=seed),
+        "rotation": lambda a: keras.layers.RandomRotation(a, fill_mode=fill, seed=seed),
+        "zoom": lambda a: keras.layers.RandomZoom(a, fill_mode=fill, seed=seed),
+        "translation": lambda a: keras.layers.RandomTranslation(a, a, fill_mode=fill,
+                                                                seed=seed),
         "contrast": lambda a: keras.layers.RandomContrast(a, value_range=(0, 1), seed=seed),
         "noise": lambda a: keras.layers.GaussianNoise(a, seed=seed),
     }
-    return [made[name](amount) for name, amount in augment.items()]
+    return [made[name](amount) for name, amount in augment.items() if name != "fill"]
 
 
 def apply(ds, augment: dict[str, Any], seed: int | None = None):

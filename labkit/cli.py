@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import signal
 import sys
+import time
 
 import click
 
@@ -236,7 +237,8 @@ _TRAIN_OPTIONS = [
                       "patience=5,min_delta=0.001,restore_best=true."),
     click.option("--augment", metavar="NAME[=AMOUNT],...",
                  help="Training-only augmentation: flip, rotation, zoom, translation, contrast, "
-                      "noise, e.g. flip,rotation=0.1."),
+                      "noise, e.g. flip,rotation=0.1; fill=constant|reflect|nearest|wrap for "
+                      "the pixels a rotation, zoom or shift uncovers (default reflect)."),
     click.option("--class-weight", metavar="balanced|C=W,...",
                  help="Loss weight per class, e.g. balanced or 0=1,1=5."),
     click.option("--validation-split", type=float,
@@ -694,6 +696,9 @@ def lab_list():
     for name in labs.names():
         info = labs.get(name)
         click.echo(f"{name:<20} ~{_duration(info.seconds):<7} {info.topic}\n{'':<29}{info.claim}")
+    click.echo("\nTimes are the full versions' on 2 CPU cores. --quick versions take seconds and "
+               "are noisy: their verdict holds only when the effect is more than twice the noise "
+               "they measured, and is otherwise 'inconclusive at this size'.")
 
 
 def _interrupt(signum, frame):
@@ -736,14 +741,23 @@ def lab_run(name, quick, out, seed, seeds):
 
     seed_list = labs.parse_seeds(seeds) if seeds is not None else None
     chosen = labs.names() if name == "all" else [labs.get(name).name]
+    held, began = 0, time.monotonic()
     for lab_name in chosen:
         folder = labs.output_dir(lab_name, Path(out) / lab_name if out and name == "all" else out)
+        started = time.monotonic()
         if seed_list is not None:
-            each, combined = labs.run_seeds(lab_name, seed_list, quick=quick, out=folder)
-            click.echo(combined)
-            for one, verdict in each.items():
-                click.echo(f"  seed {one}: {verdict.split(': ', 1)[1]}")
-            click.echo(f"  → {folder}/seed-*/{lab_name}.csv, {lab_name}.png; {folder}/verdict.txt")
-            continue
-        _, verdict = labs.run(lab_name, quick=quick, out=folder, seed=seed)
-        click.echo(f"{verdict}\n  → {folder}/{lab_name}.csv, {lab_name}.png")
+            each, verdict = labs.run_seeds(lab_name, seed_list, quick=quick, out=folder)
+            click.echo(verdict)
+            for one, line in each.items():
+                click.echo(f"  seed {one}: {line.split(': ', 1)[1]}")
+            written = f"{folder}/seed-*/{lab_name}.csv, {lab_name}.png; {folder}/verdict.txt"
+        else:
+            _, verdict = labs.run(lab_name, quick=quick, out=folder, seed=seed)
+            click.echo(verdict)
+            written = f"{folder}/{lab_name}.csv, {lab_name}.png"
+        held += labs.supported(verdict)
+        click.echo(f"  → {written} ({_duration(time.monotonic() - started)})")
+    if len(chosen) > 1:
+        each = f" for every seed ({seeds})" if seed_list is not None else ""
+        click.echo(f"{held} of {len(chosen)} claims hold{each}; "
+                   f"{_duration(time.monotonic() - began)} in all.")

@@ -111,8 +111,12 @@ def test_recipe_training_defaults_apply_unless_set():
      "Error: --early-stopping has no wait. Known: patience, min_delta, restore_best."),
     (["--early-stopping", "restore_best=maybe"],
      "Error: --early-stopping restore_best must be true or false. Received: 'maybe'"),
-    (["--augment", "blur"],
-     "Error: --augment has no 'blur'. Known: flip, rotation, zoom, translation, contrast, noise."),
+    (["--augment", "blur"], "Error: --augment has no 'blur'. Known: flip, rotation, zoom, "
+     "translation, contrast, noise (and fill=)."),
+    (["--augment", "translation,fill=black"], "Error: --augment fill: how uncovered pixels are "
+     "filled, one of reflect, constant, nearest, wrap. Received: 'black'"),
+    (["--augment", "flip,fill=constant"],
+     "Error: --augment fill applies to rotation, zoom, translation; none is given."),
     (["--augment", "rotation=2"], "Error: --augment rotation: the amount is the fraction of a "
      "full turn, in (0, 1]. Received: 2"),
     (["--augment", "flip=diagonal"], "Error: --augment flip: the amount is the horizontal, "

@@ -39,11 +39,11 @@ HEAVY = {"residual", "playground", "transfer", "early-stopping"}  # quick, but 1
 
 
 def holds(verdict: str) -> bool:
-    """Whether a verdict says the claim holds (a quick run's other verdict is "inconclusive at
-    this size", a recomputed one's "NOT supported")."""
-    assert re.search(r"— (claim holds|claim NOT supported on this run|inconclusive at this "
-                     r"size: a quick run is too small to contradict the claim; .*)$",
-                     verdict), verdict
+    """Whether a verdict says the claim holds (a quick run's other verdicts are "NOT supported"
+    and "inconclusive at this size"), after its measured margin."""
+    assert re.search(r"; margin: .+ — (claim holds|claim NOT supported on this run|inconclusive "
+                     r"at this size: the effect is within 2× the noise this quick run "
+                     r"measured)$", verdict), verdict
     return verdict.endswith("claim holds")
 
 
@@ -148,12 +148,17 @@ def test_lab_run_all_runs_each_lab_into_its_folder(cli, tmp_path, monkeypatch):
 
     def fake_run(name, quick, out, seed):
         calls.append((name, quick, Path(out), seed))
-        return pd.DataFrame(), f"{name}: measured"
+        ending = "claim holds" if name != "momentum" else "claim NOT supported on this run"
+        return pd.DataFrame(), f"{name}: measured — {ending}"
 
     monkeypatch.setattr(labs, "run", fake_run)
     result = cli("lab", "run", "all", "--quick", "--out", tmp_path, "--seed", "2")
     assert result.exit_code == 0, result.output
     assert calls == [(n, True, tmp_path / n, 2) for n in labs.names()]
+    assert re.search(rf"^  → {tmp_path}/momentum/momentum.csv, momentum.png \(\d+ s\)$",
+                     result.output, re.M)
+    assert re.fullmatch(rf"{len(calls) - 1} of {len(calls)} claims hold; \d+ s in all\.",
+                        result.output.splitlines()[-1])
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -192,12 +197,19 @@ def test_docs_have_a_paragraph_per_lab():
         assert f"`make lab-{name}`" in docs, name
 
 
-def test_seeds_give_one_verdict_and_quick_runs_say_inconclusive(tmp_path):
+def test_seeds_give_one_verdict_with_the_margins_range(tmp_path):
     """The per-seed verdicts come from each seed's CSV; removing the measured effect from one
     seed's numbers turns 'holds' into 'inconclusive' (quick) or 'not robust' (full), and from
-    every seed's into 'contradicted'."""
+    every seed's into 'contradicted'; the combined verdict quotes the margin's median and
+    range."""
     verdicts, combined = labs.run_seeds("momentum", [0, 1], quick=True, out=tmp_path)
-    assert combined == "momentum: claim holds for every seed (0, 1)"
+    found = {seed: labs.finding_of("momentum", pd.read_csv(tmp_path / f"seed-{seed}" /
+                                                           "momentum.csv")) for seed in (0, 1)}
+    low, high = sorted(f.margin for f in found.values())
+    assert combined == (f"momentum: claim holds for every seed (0, 1): momentum α=0.9 needs "
+                        f"{(low + high) / 2:.1f}× fewer steps (median; range {low:.1f}–"
+                        f"{high:.1f} over 2 seeds)")
+    assert high > 1.5
     assert (tmp_path / "seed-0" / "momentum.csv").exists()
     assert (tmp_path / "verdict.txt").read_text().startswith(combined)
     frame = pd.read_csv(tmp_path / "seed-1" / "momentum.csv")
@@ -205,23 +217,60 @@ def test_seeds_give_one_verdict_and_quick_runs_say_inconclusive(tmp_path):
     sgd = flat.loc[flat["optimizer"] == "sgd", "loss"].to_numpy()
     for name in flat["optimizer"].unique():
         flat.loc[flat["optimizer"] == name, "loss"] = sgd  # no optimizer beats plain SGD
-    without = labs.verdict_of("momentum", flat)
-    assert not labs.supported(without) and labs.supported(verdicts[0])
-    mixed = {0: verdicts[0], 1: without}
+    without = labs.finding_of("momentum", flat)
+    assert not labs.supported(without.verdict()) and labs.supported(verdicts[0])
+    mixed = {0: found[0], 1: without}
     assert labs.combined_verdict("momentum", mixed, quick=True).startswith(
         "momentum: inconclusive at this size (holds for seed 0, not for 1: the quick version is "
-        "within its own noise)")
-    assert labs.combined_verdict("momentum", mixed, quick=False) == (
-        "momentum: claim NOT robust: holds for seed 0, not for 1")
-    assert labs.combined_verdict("momentum", {0: without, 1: without}, quick=False) == (
-        "momentum: claim contradicted for every seed (0, 1)")
-    assert "too small to show it" in labs.combined_verdict("momentum", {0: without}, quick=True)
+        "within its own noise; momentum α=0.9 needs ")
+    assert labs.combined_verdict("momentum", mixed, quick=False).startswith(
+        "momentum: claim NOT robust: holds for seed 0, not for 1; ")
+    assert labs.combined_verdict("momentum", {0: without, 1: without}, quick=False).startswith(
+        "momentum: claim contradicted for every seed (0, 1); ")
+
+
+def _dropout_table(scale: float, seed: int = 0) -> pd.DataFrame:
+    """A dropout lab table: without dropout the validation loss falls, then rises with noise;
+    with dropout it is ``scale`` times that curve."""
+    rng = np.random.default_rng(seed)
+    epochs = np.arange(1, 16)
+    base = 0.5 + 0.007 * (epochs - 5) ** 2 + rng.normal(0, 0.03, len(epochs))
+    rows = [pd.DataFrame({"dropout": rate, "epoch": epochs, "loss": 0.1, "train_accuracy": 1.0,
+                          "val_loss": base * (scale if rate else 1.0), "val_accuracy": 0.8})
+            for rate in (0.0, 0.3)]
+    return pd.concat(rows)
+
+
+def test_quick_verdicts_hold_only_beyond_the_noise_they_measured():
+    """A quick run whose effect is within its noise is inconclusive; the same effect scaled well
+    beyond that noise holds (or, reversed, is contradicted). A full run goes by its numbers."""
+    within = labs.verdict_of("dropout", _dropout_table(0.97), quick=True)
+    assert within.endswith("inconclusive at this size: the effect is within 2× the noise this "
+                           "quick run measured"), within
+    assert labs.verdict_of("dropout", _dropout_table(0.97), quick=False).endswith("claim holds")
+    assert labs.verdict_of("dropout", _dropout_table(0.5), quick=True).endswith("claim holds")
+    assert labs.verdict_of("dropout", _dropout_table(2.5), quick=True).endswith(
+        "claim NOT supported on this run")
+    finding = labs.finding_of("dropout", _dropout_table(0.5))
+    assert finding.noise > 0 and finding.margin > 2 * finding.noise
+    assert re.search(r"margin: dropout 0\.3 keeps the validation loss \d\.\d{3} less far above "
+                     r"its minimum ± \d\.\d{3} noise",
+                     labs.verdict_of("dropout", _dropout_table(0.5)))
+
+
+def test_a_curve_too_short_to_show_noise_is_never_clear():
+    """One epoch shows no noise at all: a quick run of that size cannot make a claim hold."""
+    short = _dropout_table(0.5)
+    short = short[short["epoch"] <= 1]
+    assert labs.finding_of("dropout", short).noise == float("inf")
+    assert "inconclusive" in labs.verdict_of("dropout", short, quick=True)
 
 
 def test_lab_run_seeds_on_the_command_line(cli, tmp_path):
     result = cli("lab", "run", "momentum", "--quick", "--seeds", "0,1", "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0] == "momentum: claim holds for every seed (0, 1)"
+    assert result.output.splitlines()[0].startswith(
+        "momentum: claim holds for every seed (0, 1): momentum α=0.9 needs ")
     assert error_line(cli("lab", "run", "momentum", "--seeds", "0,x")) == (
         "Error: --seeds takes distinct whole numbers >= 0, e.g. --seeds 0,1,2. "
         "Received: '0,x'")

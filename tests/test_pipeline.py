@@ -57,6 +57,25 @@ def test_image_augmentation_applies_to_training_batches_only(tmp_path, digits):
                                   pipeline.model_input(digits.val[0], Preprocessing(16.0)))
 
 
+def test_augment_fill_says_what_uncovered_pixels_become():
+    """A shift with ``fill=constant`` uncovers black pixels; Keras's default, reflect, mirrors
+    the image into them."""
+    from labkit import augment
+
+    image = np.ones((1, 8, 8, 1), "float32")
+    image[:, :, :4] = 0.5  # left half grey, right half white
+    for fill, uncovered in (("constant", 0.0), ("reflect", None)):
+        spec = augment.resolve(f"translation=0.5,fill={fill}", (8, 8, 1))
+        assert spec == {"translation": 0.5, "fill": fill}
+        (layer,) = augment.layers(spec, seed=1)
+        shifted = np.stack([np.asarray(layer(image, training=True))[0] for _ in range(8)])
+        if uncovered is not None:
+            assert (shifted == uncovered).any()
+        else:
+            assert not (shifted == 0).any()  # nothing black appears
+    assert augment.resolve("translation", (8, 8, 1)) == {"translation": 0.1}
+
+
 def test_features_map_training_and_validation_inputs(digits):
     doubled = pipeline.inputs(digits.val, 32, prep=Preprocessing(16.0),
                              features=lambda x: 2 * x)

@@ -17,13 +17,14 @@ from pathlib import Path
 from labkit import files, lecture
 from labkit._lazy import lazy_import
 from labkit.errors import LabkitError
-from labkit.labs._kit import HOLDS, LABS, NOT_SHOWN, Lab
+from labkit.labs._kit import HOLDS, INCONCLUSIVE, LABS, NOT_SHOWN, Finding, Lab
 from labkit.options import did_you_mean
 
+np = lazy_import("numpy")
 pd = lazy_import("pandas")
 
-__all__ = ["DEFAULT_SEED", "LABS", "Lab", "combined_verdict", "get", "names", "output_dir",
-           "parse_seeds", "run", "run_seeds", "supported", "verdict_of"]
+__all__ = ["DEFAULT_SEED", "LABS", "Finding", "Lab", "combined_verdict", "finding_of", "get",
+           "names", "output_dir", "parse_seeds", "run", "run_seeds", "supported", "verdict_of"]
 
 DEFAULT_SEED = lecture.LAB_SEED
 
@@ -77,47 +78,53 @@ def output_dir(name: str, out: str | Path | None = None) -> Path:
     return Path(out) if out is not None else Path("labs") / name
 
 
+def finding_of(name: str, frame: pd.DataFrame) -> Finding:
+    """What lab ``name``'s numbers (e.g. read back from its CSV) show: its :class:`Finding`."""
+    return get(name).verdict(frame)
+
+
 def verdict_of(name: str, frame: pd.DataFrame, quick: bool = False) -> str:
-    """Lab ``name``'s verdict for a table of its numbers (e.g. read back from its CSV). A
-    ``quick`` run's numbers that do not show the claim are "inconclusive at this size": a few
-    seconds of training cannot contradict the lecture."""
-    verdict = f"{name}: {get(name).verdict(frame)}"
-    if quick and not supported(verdict):
-        verdict = verdict.replace(NOT_SHOWN, f"inconclusive at this size: a quick run is too "
-                                             f"small to contradict the claim; run the full "
-                                             f"version (labkit lab run {name}) or several "
-                                             f"seeds (--seeds 0,1,2)")
-    return verdict
-
-
+    """Lab ``name``'s verdict line for a table of its numbers. A ``quick`` run's verdict holds
+    or fails only when its margin stands out of the noise it measured; otherwise it is
+    "inconclusive at this size" (see :meth:`Finding.verdict`)."""
+    return f"{name}: {finding_of(name, frame).verdict(quick)}"
 
 
 def supported(verdict: str) -> bool:
-    """Whether one run's verdict (:func:`verdict_of`) says the claim holds."""
-    return HOLDS in verdict
+    """Whether a verdict line, one run's (:func:`verdict_of`) or several seeds'
+    (:func:`combined_verdict`), says the claim holds."""
+    return verdict.endswith(HOLDS) or f": {HOLDS} for every seed (" in verdict
 
 
-def combined_verdict(name: str, verdicts: dict[int, str], quick: bool) -> str:
-    """One verdict over several seeds' (``{seed: verdict}``), each computed from its CSV.
+def combined_verdict(name: str, findings: dict[int, Finding], quick: bool) -> str:
+    """One verdict over several seeds' findings (``{seed: Finding}``), each from its CSV, with
+    the margin's median and range.
 
     Holds only when it holds for every seed. Otherwise a full run is ``contradicted`` (no seed
     supports it) or ``not robust`` (some do); a quick run, too small to contradict anything, is
     ``inconclusive at this size``: the seeds disagree, or none shows the effect."""
+    verdicts = {seed: f.verdict(quick) for seed, f in findings.items()}
     good = [s for s, v in verdicts.items() if supported(v)]
-    bad = [s for s in verdicts if s not in good]
-    listed = ", ".join(map(str, verdicts))
+    refuted = [s for s, v in verdicts.items() if v.endswith(NOT_SHOWN)]
+    bad = [s for s in findings if s not in good]
+    margins = [f.margin for f in findings.values()]
+    first = next(iter(findings.values()))
+    spread = (f"{first.margin_words(float(np.median(margins)))} (median; range "
+              f"{format(min(margins), first.spec)}–{format(max(margins), first.spec)} over "
+              f"{len(margins)} seeds)")
+
+    def seeds(which):
+        return ", ".join(map(str, which))
     if not bad:
-        return f"{name}: claim holds for every seed ({listed})"
+        return f"{name}: claim holds for every seed ({seeds(good)}): {spread}"
+    if len(refuted) == len(findings):
+        return f"{name}: claim contradicted for every seed ({seeds(refuted)}); {spread}"
     if quick:
-        why = (f"holds for seed {', '.join(map(str, good))}, not for "
-               f"{', '.join(map(str, bad))}: the quick version is within its own noise") if good \
-            else f"not shown by seeds {listed}: the quick version is too small to show it"
-        return f"{name}: inconclusive at this size ({why}). Run the full version: " \
-               f"labkit lab run {name}"
-    if good:
-        return (f"{name}: claim NOT robust: holds for seed {', '.join(map(str, good))}, not for "
-                f"{', '.join(map(str, bad))}")
-    return f"{name}: claim contradicted for every seed ({listed})"
+        why = (f"holds for seed {seeds(good)}, not for {seeds(bad)}" if good
+               else f"not shown by seeds {seeds(bad)}")
+        return (f"{name}: {INCONCLUSIVE} ({why}: the quick version is within its own noise; "
+                f"{spread}). Run the full version: labkit lab run {name}")
+    return f"{name}: claim NOT robust: holds for seed {seeds(good)}, not for {seeds(bad)}; {spread}"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -140,10 +147,11 @@ def run_seeds(name: str, seeds: list[int], quick: bool = False,
     if not seeds:
         raise LabkitError("--seeds needs at least one seed, e.g. --seeds 0,1,2.")
     base = output_dir(name, out)
-    verdicts = {}
+    verdicts, findings = {}, {}
     for seed in seeds:
-        _, verdicts[seed] = run(name, quick=quick, out=base / f"seed-{seed}", seed=seed)
-    combined = combined_verdict(name, verdicts, quick)
+        frame, verdicts[seed] = run(name, quick=quick, out=base / f"seed-{seed}", seed=seed)
+        findings[seed] = finding_of(name, frame)
+    combined = combined_verdict(name, findings, quick)
     files.write_text(base / "verdict.txt", combined + "\n" + "".join(
         f"  seed {seed}: {verdict}\n" for seed, verdict in verdicts.items()))
     return verdicts, combined

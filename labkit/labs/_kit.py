@@ -1,8 +1,11 @@
 """What the labs share: registration, small data, fitting, figures and verdict wording.
 
 A lab is three functions over one table: ``measure(quick, seed) -> DataFrame`` runs the
-experiment; ``verdict(frame) -> str`` and ``plot(frame, path)`` read only that table, so the
-verdict and the figure show exactly the numbers in the CSV. A module of ``labkit.labs`` declares
+experiment; ``verdict(frame) -> Finding`` and ``plot(frame, path)`` read only that table, so the
+verdict and the figure show exactly the numbers in the CSV. A :class:`Finding` carries the
+numbers in words, whether they show the claim, the claim's margin (one number, so several seeds
+can report a range) and the run's own noise in the margin's units (so a quick run can tell
+"contradicted" from "too small to tell"). A module of ``labkit.labs`` declares
 its labs with ``@lab(...)``; that is all a new lab needs to be listed, run, given a Makefile
 target (``make lab-NAME``) and checked against docs/labs.md by the tests.
 """
@@ -36,7 +39,7 @@ class Lab:
     claim: str
     seconds: int  # approximate full run time on 2 CPU cores
     measure: Measure
-    verdict: Callable[[pd.DataFrame], str]
+    verdict: Callable[[pd.DataFrame], Finding]
     plot: Callable[[pd.DataFrame, Path], None]
 
     @property
@@ -72,15 +75,93 @@ def lab(name: str, *, order: int, topic: int | tuple[int, ...], claim: str, seco
 
 
 HOLDS, NOT_SHOWN = "claim holds", "claim NOT supported on this run"  # how verdicts end
+INCONCLUSIVE = "inconclusive at this size"
+NOISE_FACTOR = 2  # a quick run's effect counts when it is this many times its noise
 
 
-def holds(ok: bool) -> str:
-    return HOLDS if ok else NOT_SHOWN
+@dataclass(frozen=True)
+class Finding:
+    """What one run of a lab shows, computed from its table by the lab's ``verdict``.
+
+    ``margin`` is the claim's effect as one number, in the words of ``margin_text`` (which has
+    ``{}`` where the number goes, formatted with ``spec``): a ratio (no effect at ``null=1``)
+    or a difference (``null=0``), larger in the claim's direction. ``noise`` is the run's own
+    scatter in the same units, measured from the run (the spread of a curve over its last
+    epochs, the binomial error of an accuracy, the spread over draws); 0 for exact
+    measurements.
+    """
+
+    text: str
+    ok: bool
+    margin: float
+    margin_text: str
+    spec: str = ".2f"
+    null: float = 0.0
+    noise: float = 0.0
+
+    def margin_words(self, value: float | None = None) -> str:
+        return self.margin_text.format(format(self.margin if value is None else value, self.spec))
+
+    @property
+    def clear(self) -> bool:
+        """Whether the effect (or its absence) stands out of the run's noise: the margin is at
+        least ``NOISE_FACTOR`` times the noise away from no effect."""
+        return abs(self.margin - self.null) > NOISE_FACTOR * self.noise
+
+    def verdict(self, quick: bool = False) -> str:
+        """The verdict line (without the lab's name). A full run holds or not as its numbers
+        say; a quick one says so only when its margin is clear of its noise, and is otherwise
+        ``inconclusive at this size``."""
+        noise = (f" ± {format(self.noise, self.spec.lstrip('+'))} noise" if np.isfinite(self.noise)
+                 else " (noise not measurable: too few epochs)") if self.noise else ""
+        told = f"{self.text}; margin: {self.margin_words()}{noise} — "
+        if not quick or self.clear and self.ok == (self.margin > self.null):
+            return told + (HOLDS if self.ok else NOT_SHOWN)
+        return told + (f"{INCONCLUSIVE}: the effect is within {NOISE_FACTOR}× the noise this "
+                       f"quick run measured")
 
 
-def digits(n_train: int | None = None, seed: int = 0, classes=None) -> dict[str, np.ndarray]:
+def finding(text: str, ok: bool, margin: float, margin_text: str, **how) -> Finding:
+    """A lab's verdict: the numbers in words, whether they show the claim, and its margin (see
+    :class:`Finding` for ``spec``, ``null`` and ``noise``)."""
+    return Finding(text, bool(ok), float(margin), margin_text, **how)
+
+
+def late(series, share: float = 0.25):
+    """The last ``share`` of a curve, at least its last 3 points: where training has settled."""
+    values = np.asarray(series, dtype=float)
+    return values[-max(3, int(len(values) * share)):]
+
+
+def late_noise(*curves, share: float = 0.25) -> float:
+    """The noise of a difference between curves' late values: their standard deviations over
+    the last ``share`` of the epochs (at least 3), added in quadrature; infinite when a curve
+    is too short to show its noise (so no effect is clear)."""
+    if any(len(late(c, share)) < 2 for c in curves):
+        return float("inf")
+    return float(np.sqrt(sum(late(c, share).std() ** 2 for c in curves)))
+
+
+def accuracy_curves_noise(first, second, examples: int) -> float:
+    """The noise of a difference between two accuracy curves' late means (see :func:`late`):
+    their late spread and the binomial error of accuracies measured on ``examples``."""
+    p = (late(first).mean() + late(second).mean()) / 2
+    return float(np.hypot(late_noise(first, second), accuracy_noise(p, examples)))
+
+
+def accuracy_noise(p: float, n: int, compared: int = 2) -> float:
+    """The standard error of a difference of ``compared`` accuracies near ``p``, each measured
+    on ``n`` examples (binomial)."""
+    p = min(max(float(p), 1 / max(n, 1)), 1 - 1 / max(n, 1))
+    return float(np.sqrt(compared * p * (1 - p) / max(n, 1)))
+
+
+def digits(n_train: int | None = None, seed: int = 0, classes=None,
+           label_noise: float = 0.0) -> dict[str, np.ndarray]:
     """labkit's digits splits scaled to [0, 1]; ``n_train`` examples per run (stratified),
-    ``classes`` keeps only those labels (relabelled 0..k-1)."""
+    ``classes`` keeps only those labels (relabelled 0..k-1); ``label_noise`` gives that share of
+    the training examples a wrong label (drawn with ``seed``), as hand labelling does: a net
+    that memorises its training set then shows it plainly on the validation set."""
     from labkit import data
     from labkit.data import pipeline
 
@@ -100,7 +181,24 @@ def digits(n_train: int | None = None, seed: int = 0, classes=None) -> dict[str,
         keep = np.concatenate([rng.permutation(np.flatnonzero(out["y_train"] == c))[:per]
                                for c in labels])
         out["x_train"], out["y_train"] = out["x_train"][keep], out["y_train"][keep]
+    if label_noise:
+        rng = np.random.default_rng([seed, 1])
+        y, k = out["y_train"], int(out["y_train"].max()) + 1
+        wrong = rng.random(len(y)) < label_noise
+        out["y_train"] = np.where(wrong, (y + rng.integers(1, k, len(y))) % k, y)
     return out
+
+
+def placed(x, y, rng, canvas: int, copies: int = 1, noise: float = 0.0):
+    """Each image of ``x`` (labels ``y``) ``copies`` times at a random place on a
+    ``canvas``-sided square of uniform noise in [0, ``noise``] (black for 0): digits that may
+    be anywhere, as handwriting on a page is."""
+    side = x.shape[1]
+    out = rng.uniform(0, noise, (len(x) * copies, canvas, canvas, 1)).astype("float32")
+    for k, (i, j) in enumerate(rng.integers(0, canvas - side + 1, (len(out), 2))):
+        window = out[k, i:i + side, j:j + side]
+        np.maximum(window, x[k % len(x)], out=window)
+    return out, np.tile(y, copies)
 
 
 def build(recipe: str, num_classes: int = 10, input_shape=(8, 8, 1), **hparams):
@@ -121,7 +219,8 @@ def fit(model, d: dict, *, epochs: int, batch_size: int = 32, callbacks=(), augm
         seed: int | None = None, **kwargs) -> pd.DataFrame:
     """Fit a compiled model on ``d``'s training split through labkit's training pipeline
     (reshuffled every epoch, ``augment``-ed when given), validating on its validation split; the
-    history as a table with an ``epoch`` column."""
+    history as a table with an ``epoch`` column and ``val_examples`` (the validation split's
+    size, for the binomial noise of its accuracies)."""
     from labkit.data import pipeline
 
     train = pipeline.training_batches((d["x_train"], d["y_train"]), batch_size, seed=seed,
@@ -130,12 +229,20 @@ def fit(model, d: dict, *, epochs: int, batch_size: int = 32, callbacks=(), augm
                         verbose=0, shuffle=False, callbacks=list(callbacks), **kwargs)
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    frame["val_examples"] = len(d["y_val"])
     return frame
 
 
 def accuracy(model, x, y) -> float:
     """Accuracy in inference mode (dropout off)."""
     return float((np.asarray(model(x, training=False)).argmax(axis=1) == y).mean())
+
+
+def data_loss(model, x, y) -> float:
+    """Mean cross-entropy of ``model`` on ``(x, y)`` in inference mode, without the norm
+    penalties that Keras adds to the training loss."""
+    return float(keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
+        y, model.predict(x, verbose=0))))
 
 
 def curves(ax, frame: pd.DataFrame, group: str, y: str, *, title: str = "", log: bool = False):

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
+    Finding,
     accuracy,
+    accuracy_noise,
     build,
     compiled,
+    curves,
     digits,
     figure,
+    finding,
     fit,
-    holds,
     keras,
     lab,
-    learning_curves,
+    placed,
     save,
 )
 
@@ -60,7 +63,7 @@ def _conv_cases(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def _conv_verdict(f: pd.DataFrame) -> str:
+def _conv_verdict(f: pd.DataFrame) -> Finding:
     worst, flipped = 0.0, np.inf
     for _, part in f.groupby("case", sort=False):
         values = {s: part[part["source"] == s].sort_values(["i", "j"])["value"].to_numpy()
@@ -69,9 +72,12 @@ def _conv_verdict(f: pd.DataFrame) -> str:
         flipped = min(flipped, float(np.abs(values["numpy flipped kernel"]
                                             - values["keras"]).max()))
     cases = f["case"].nunique()
-    return (f"{cases} cases: hand-computed valid cross-correlation vs Keras Conv2D/Conv1D differ "
-            f"by at most {worst:.1e}; with the kernel flipped (textbook convolution) they differ "
-            f"by {flipped:.2f} or more — " + holds(worst < 1e-5 and flipped > 1e-3))
+    return finding(f"{cases} cases: hand-computed valid cross-correlation vs Keras Conv2D/Conv1D "
+                   f"differ by at most {worst:.1e}; with the kernel flipped (textbook "
+                   f"convolution) they differ by {flipped:.2f} or more",
+                   worst < 1e-5 and flipped > 1e-3, flipped / max(worst, 1e-12),
+                   "the flipped kernel's difference is {}× the cross-correlation's", spec=".0e",
+                   null=1)
 
 
 def _conv_plot(f: pd.DataFrame, path) -> None:
@@ -115,17 +121,20 @@ def _expected_size(n: int, padding: str, stride: int) -> int:
     return -(-n // stride) if padding == "same" else (n - KERNEL) // stride + 1
 
 
-def _padding_verdict(f: pd.DataFrame) -> str:
+def _padding_verdict(f: pd.DataFrame) -> Finding:
     shapes = f[f["kind"] == "size"]
     mismatch = int((shapes["keras"] != shapes["formula"]).sum())
     final = shapes[shapes["layer"] == shapes["layer"].max()]
     sizes = ", ".join(f"{r.setting}: {r.keras:.0f}" for r in final.itertuples())
     shift = f[f["kind"] == "shift"].set_index("setting")["keras"]
-    return (f"after {LAYERS} 3×3 layers a {SIZE}×{SIZE} input is {sizes} (formula "
-            f"mismatches: {mismatch}); shifting digits by one pixel leaves "
-            f"{shift['detector']:.0%} of the detector outputs and {shift['max pool']:.0%} of "
-            f"the max-pooled outputs unchanged — "
-            + holds(mismatch == 0 and shift["max pool"] > shift["detector"]))
+    return finding(f"after {LAYERS} 3×3 layers a {SIZE}×{SIZE} input is {sizes} (formula "
+                   f"mismatches: {mismatch}); shifting digits by one pixel leaves "
+                   f"{shift['detector']:.0%} of the detector outputs and "
+                   f"{shift['max pool']:.0%} of the max-pooled outputs unchanged",
+                   mismatch == 0 and shift["max pool"] > shift["detector"],
+                   shift["max pool"] - shift["detector"],
+                   "max pooling keeps {} more of the outputs unchanged under a shift",
+                   spec=".0%")
 
 
 def _padding_plot(f: pd.DataFrame, path) -> None:
@@ -176,13 +185,20 @@ def padding_stride(quick: bool, seed: int) -> pd.DataFrame:
 
 # --- parameter sharing --------------------------------------------------------------------
 
-def _sharing_verdict(f: pd.DataFrame) -> str:
+TOLERANCE = 0.01  # "at least as well": the cnn may trail the dense net by this much accuracy
+
+def _sharing_verdict(f: pd.DataFrame) -> Finding:
     r = f.set_index("model")
     cnn, mlp = r.loc["cnn"], r.loc["mlp"]
-    return (f"cnn: {cnn['parameters']:,.0f} parameters, test accuracy {cnn['test_accuracy']:.3f}; "
-            f"dense mlp: {mlp['parameters']:,.0f} parameters, {mlp['test_accuracy']:.3f} — "
-            + holds(cnn["parameters"] < mlp["parameters"]
-                    and cnn["test_accuracy"] >= mlp["test_accuracy"] - 0.01))
+    fewer = mlp["parameters"] / cnn["parameters"]
+    return finding(f"cnn: {cnn['parameters']:,.0f} parameters, test accuracy "
+                   f"{cnn['test_accuracy']:.3f}; dense mlp: {mlp['parameters']:,.0f} parameters, "
+                   f"{mlp['test_accuracy']:.3f}",
+                   fewer > 1 and cnn["test_accuracy"] >= mlp["test_accuracy"] - TOLERANCE,
+                   cnn["test_accuracy"] - mlp["test_accuracy"],
+                   f"with {fewer:.1f}× fewer parameters the cnn's test accuracy differs by {{}}",
+                   spec="+.3f", null=-TOLERANCE,
+                   noise=accuracy_noise(mlp["test_accuracy"], int(mlp["test_examples"])))
 
 
 def _sharing_plot(f: pd.DataFrame, path) -> None:
@@ -205,52 +221,112 @@ def parameter_sharing(quick: bool, seed: int) -> pd.DataFrame:
                         ("mlp", lambda: build("mlp", units=[256, 128]))):
         keras.utils.set_random_seed(seed)
         net = compiled(model(), "adam")
-        fit(net, d, epochs=4 if quick else 30)
+        fit(net, d, epochs=12 if quick else 30)
         rows.append({"model": name, "parameters": net.count_params(),
-                     "test_accuracy": accuracy(net, d["x_test"], d["y_test"])})
+                     "test_accuracy": accuracy(net, d["x_test"], d["y_test"]),
+                     "test_examples": len(d["y_test"])})
     return pd.DataFrame(rows)
 
 
 # --- transfer learning --------------------------------------------------------------------
+# Digits placed anywhere on a larger noisy canvas: a net must find the strokes wherever they are.
+# From 3 examples per class it cannot learn that from scratch; a conv base pretrained on the
+# other digits at many places has, and its stroke detectors carry over to the new classes.
 
 SOURCE, TARGET, PER_CLASS = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9], 3
-NET = {"filters": [32, 64], "dropout": 0.25}
+CANVAS, COPIES, DRAWS = 20, 4, 3  # canvas side; placements per source image; target draws
+NOISE = 0.3  # the canvas: uniform noise in [0, NOISE]
 MODELS = ("frozen base", "fine-tuned", "scratch")
 
 
-def _transfer_verdict(f: pd.DataFrame) -> str:
-    last = f.groupby("model", sort=False).last()["test_accuracy"]
-    best = max(last["frozen base"], last["fine-tuned"])
-    return (f"{PER_CLASS} training images per new class (digits 5–9), {f['epoch'].max():.0f} "
-            f"epochs: test accuracy {last['frozen base']:.3f} with the conv base pretrained on "
-            f"digits 0–4 frozen, {last['fine-tuned']:.3f} with it fine-tuned, "
-            f"{last['scratch']:.3f} from scratch — " + holds(best > last["scratch"]))
+def _transfer_net(classes: int):
+    """Three 3×3 conv layers (``conv1``–``conv3``), global max pooling, a softmax head: the
+    pooling makes the features the same wherever the digit is."""
+    inputs = keras.Input((CANVAS, CANVAS, 1))
+    x = inputs
+    for k, filters in enumerate((32, 64, 64), start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{k}")(x)
+        if k < 3:
+            x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Dropout(0.25)(keras.layers.GlobalMaxPooling2D()(x))
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax",
+                                                  name="predictions")(x))
+
+
+def _transfer_scores(f: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy per target draw (rows) and model (columns)."""
+    return f.groupby(["draw", "model"], sort=False)["test_accuracy"].last().unstack()
+
+
+def _transfer_verdict(f: pd.DataFrame) -> Finding:
+    scores = _transfer_scores(f)
+    mean = scores.mean()
+    pretrained = max(MODELS[:2], key=lambda name: mean[name])
+    gain = scores[pretrained] - scores["scratch"]
+    tested = int(f["test_examples"].iloc[0])
+    noise = max(float(gain.std() / np.sqrt(len(gain))) if len(gain) > 1 else float("inf"),
+                accuracy_noise(scores.mean().mean(), tested) / np.sqrt(len(gain)))
+    shown = ", ".join(f"{name} {mean[name]:.3f} ({scores[name].min():.3f}–"
+                      f"{scores[name].max():.3f})" for name in MODELS)
+    return finding(f"{PER_CLASS} training images per new class (digits 5–9 anywhere on a "
+                   f"{CANVAS}×{CANVAS} canvas), {f['epoch'].max():.0f} epochs, {len(gain)} "
+                   f"draws of the training images: mean test accuracy {shown}; the "
+                   f"{pretrained} beats scratch in {int((gain > 0).sum())} of {len(gain)} draws",
+                   (gain > 0).all(), gain.mean(),
+                   f"the {pretrained} adds {{}} test accuracy over training from scratch",
+                   spec=".3f", noise=noise)
+
+
+def _transfer_plot(f: pd.DataFrame, path) -> None:
+    fig, axes = figure(3)
+    per_epoch = f.groupby(["model", "epoch"], sort=False)[["loss", "val_accuracy"]].mean()
+    for column, ax, title in (("loss", axes[0, 0], "training loss (mean over draws)"),
+                              ("val_accuracy", axes[0, 1], "validation accuracy (mean)")):
+        curves(ax, per_epoch.reset_index(), "model", column, title=title,
+               log=column == "loss")
+    scores = _transfer_scores(f)
+    ax = axes[0, 2]
+    ax.bar(scores.columns, scores.mean(), color=["C0", "C1", "C2"], alpha=0.6)
+    for draw, row in scores.iterrows():
+        ax.plot(scores.columns, row.to_numpy(), "o", color="k", markersize=4,
+                label="one draw" if draw == scores.index[0] else None)
+    ax.set(title="test accuracy per draw", ylim=(0, 1))
+    ax.legend(fontsize=8)
+    save(fig, path)
 
 
 @lab("transfer", order=16, topic=12, detail="transfer learning",
      claim="Features learnt on some classes transfer: with a small training set for new "
            "classes, a conv base pretrained on the others beats training from scratch.",
-     seconds=60, verdict=_transfer_verdict, plot=learning_curves(
-         "model", ("loss", "training loss", True),
-         ("val_accuracy", "validation accuracy (digits 5–9)", False)))
+     seconds=70, verdict=_transfer_verdict, plot=_transfer_plot)
 def transfer(quick: bool, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
     source = digits(classes=SOURCE)
-    target = digits(n_train=PER_CLASS * len(TARGET), seed=seed, classes=TARGET)
+    source["x_train"], source["y_train"] = placed(source["x_train"], source["y_train"], rng,
+                                                  CANVAS, copies=2 if quick else COPIES,
+                                                  noise=NOISE)
+    source["x_val"], source["y_val"] = placed(source["x_val"], source["y_val"], rng, CANVAS,
+                                              noise=NOISE)
     keras.utils.set_random_seed(seed)
-    pretrained = compiled(build("cnn", num_classes=5, **NET), "adam")
-    fit(pretrained, source, epochs=3 if quick else 15)
+    pretrained = compiled(_transfer_net(len(SOURCE)), "adam")
+    fit(pretrained, source, epochs=3 if quick else 10, seed=seed)
     frames = []
-    for name in MODELS:
-        keras.utils.set_random_seed(seed)
-        model = build("cnn", num_classes=5, **NET)
-        if name != "scratch":
-            for layer, trained in zip(model.layers, pretrained.layers, strict=True):
-                if isinstance(layer, keras.layers.Conv2D):
-                    layer.set_weights(trained.get_weights())
-                    layer.trainable = name == "fine-tuned"
-        compiled(model, "adam", 3e-3)
-        frame = fit(model, target, epochs=12 if quick else 60, batch_size=8)
-        frame["test_accuracy"] = accuracy(model, target["x_test"], target["y_test"])
-        frames.append(frame.assign(model=name))
-    return pd.concat(frames)[["model", "epoch", "loss", "val_loss", "val_accuracy",
-                              "test_accuracy"]]
+    for draw in range(2 if quick else DRAWS):
+        target = digits(n_train=PER_CLASS * len(TARGET), seed=seed * 100 + draw, classes=TARGET)
+        for split in ("train", "val", "test"):
+            target[f"x_{split}"], target[f"y_{split}"] = placed(
+                target[f"x_{split}"], target[f"y_{split}"], rng, CANVAS, noise=NOISE)
+        for name in MODELS:
+            keras.utils.set_random_seed(seed)
+            model = _transfer_net(len(TARGET))
+            if name != "scratch":
+                for layer in model.layers:
+                    if layer.name.startswith("conv"):
+                        layer.set_weights(pretrained.get_layer(layer.name).get_weights())
+                        layer.trainable = name == "fine-tuned"
+            compiled(model, "adam", 3e-3)
+            frame = fit(model, target, epochs=15 if quick else 60, batch_size=8, seed=seed)
+            frame["test_accuracy"] = accuracy(model, target["x_test"], target["y_test"])
+            frames.append(frame.assign(model=name, draw=draw, test_examples=len(target["y_test"])))
+    return pd.concat(frames)[["model", "draw", "epoch", "loss", "val_loss", "val_accuracy",
+                              "test_accuracy", "test_examples"]]

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
+    Finding,
+    accuracy_curves_noise,
     build,
     compiled,
     curves,
     digits,
     figure,
+    finding,
     fit,
-    holds,
     keras,
     lab,
+    late_noise,
     learning_curves,
     save,
 )
@@ -37,7 +40,7 @@ def _gradient_norms(model, x, y) -> list[float]:
     return [float(tf.norm(g)) for g in tape.gradient(loss, kernels)]
 
 
-def _vanishing_verdict(f: pd.DataFrame) -> str:
+def _vanishing_verdict(f: pd.DataFrame) -> Finding:
     start = f[f["stage"] == "init"]
 
     def ratio(activation):
@@ -46,10 +49,12 @@ def _vanishing_verdict(f: pd.DataFrame) -> str:
 
     sig, relu = ratio("sigmoid"), ratio("relu")
     trained = f[f["stage"] == "trained"].groupby("activation")["loss"].first()
-    return (f"at initialisation layer 1's gradient norm is {sig:.2g} × layer {DEPTH}'s with "
-            f"sigmoid, {relu:.2g} × with ReLU; training loss after training: sigmoid "
-            f"{trained['sigmoid']:.3f}, ReLU {trained['relu']:.3f} — "
-            + holds(sig < relu / 10 and trained["relu"] < trained["sigmoid"]))
+    return finding(f"at initialisation layer 1's gradient norm is {sig:.2g} × layer {DEPTH}'s "
+                   f"with sigmoid, {relu:.2g} × with ReLU; training loss after training: "
+                   f"sigmoid {trained['sigmoid']:.3f}, ReLU {trained['relu']:.3f}",
+                   sig < relu / 10 and trained["relu"] < trained["sigmoid"], relu / sig,
+                   "layer 1's gradient, relative to the last layer's, is {}× smaller with "
+                   "sigmoid than with ReLU", spec=".0f", null=1)
 
 
 def _vanishing_plot(f: pd.DataFrame, path) -> None:
@@ -110,19 +115,27 @@ def _unit_spread():
     return UnitSpread()
 
 
-def _init_verdict(f: pd.DataFrame) -> str:
+def _init_verdict(f: pd.DataFrame) -> Finding:
     last = f.groupby("start", sort=False).last()
     first = f.groupby("start", sort=False).first()
     equal, large, small = (last.loc[name] for name in STARTS)
-    return (f"equal start: hidden units differ by {equal['unit_spread']:.1e} after "
-            f"{equal['epoch']:.0f} epochs (identical), val accuracy "
-            f"{equal['val_accuracy']:.2f}; too large: first-epoch loss "
-            f"{first.loc[list(STARTS)[1], 'loss']:.3g}, val accuracy {large['val_accuracy']:.2f}; "
-            f"small random: loss {small['loss']:.3f}, val accuracy {small['val_accuracy']:.2f} — "
-            + holds(equal["unit_spread"] < 1e-6 and small["val_accuracy"] > equal["val_accuracy"]
-                    and small["val_accuracy"] > large["val_accuracy"]
-                    and first.loc[list(STARTS)[1], "loss"] > 10 * first.loc[list(STARTS)[2],
-                                                                            "loss"]))
+    large_name, small_name = list(STARTS)[1:]
+    runner_up = max(STARTS, key=lambda name: last.loc[name, "val_accuracy"] if name != small_name
+                    else -1)
+    accuracy = {name: part["val_accuracy"] for name, part in f.groupby("start", sort=False)}
+    return finding(
+        f"equal start: hidden units differ by {equal['unit_spread']:.1e} after "
+        f"{equal['epoch']:.0f} epochs (identical), val accuracy {equal['val_accuracy']:.2f}; too "
+        f"large: first-epoch loss {first.loc[large_name, 'loss']:.3g}, val accuracy "
+        f"{large['val_accuracy']:.2f}; small random: loss {small['loss']:.3f}, val accuracy "
+        f"{small['val_accuracy']:.2f}",
+        equal["unit_spread"] < 1e-6 and small["val_accuracy"] > equal["val_accuracy"]
+        and small["val_accuracy"] > large["val_accuracy"]
+        and first.loc[large_name, "loss"] > 10 * first.loc[small_name, "loss"],
+        small["val_accuracy"] - last.loc[runner_up, "val_accuracy"],
+        f"small random start values reach {{}} more validation accuracy than {runner_up}",
+        noise=accuracy_curves_noise(accuracy[small_name], accuracy[runner_up],
+                                    int(f["val_examples"].iloc[0])))
 
 
 def _init_plot(f: pd.DataFrame, path) -> None:
@@ -148,7 +161,7 @@ def initialization(quick: bool, seed: int) -> pd.DataFrame:
         frame = fit(model, d, epochs=4 if quick else 30, callbacks=[spread])
         frames.append(frame.assign(start=name, unit_spread=spread.spread))
     return pd.concat(frames)[["start", "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
-                              "unit_spread"]]
+                              "unit_spread", "val_examples"]]
 
 
 # --- residual connections -----------------------------------------------------------------
@@ -156,13 +169,16 @@ def initialization(quick: bool, seed: int) -> pd.DataFrame:
 BLOCKS = 12  # 25 conv layers, batch normalisation in both nets
 
 
-def _residual_verdict(f: pd.DataFrame) -> str:
+def _residual_verdict(f: pd.DataFrame) -> Finding:
     last = f.groupby("net", sort=False).last()
     plain, skip = last.loc["plain"], last.loc["residual"]
-    return (f"{2 * BLOCKS + 1} conv layers, after {skip['epoch']:.0f} epochs: training loss "
-            f"plain {plain['loss']:.3f} vs residual {skip['loss']:.3f}, validation accuracy "
-            f"{plain['val_accuracy']:.2f} vs {skip['val_accuracy']:.2f} — "
-            + holds(skip["loss"] < plain["loss"]))
+    loss = {name: part["loss"] for name, part in f.groupby("net", sort=False)}
+    return finding(f"{2 * BLOCKS + 1} conv layers, after {skip['epoch']:.0f} epochs: training "
+                   f"loss plain {plain['loss']:.3f} vs residual {skip['loss']:.3f}, validation "
+                   f"accuracy {plain['val_accuracy']:.2f} vs {skip['val_accuracy']:.2f}",
+                   skip["loss"] < plain["loss"], plain["loss"] - skip["loss"],
+                   "skip connections end {} lower in training loss", spec=".3f",
+                   noise=late_noise(loss["plain"], loss["residual"]))
 
 
 @lab("residual", order=17, topic=12, detail="residual nets",

@@ -7,15 +7,17 @@ import time
 
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
+    Finding,
     build,
     compiled,
     curves,
     digits,
     figure,
+    finding,
     fit,
-    holds,
     keras,
     lab,
+    late_noise,
     learning_curves,
     save,
 )
@@ -26,18 +28,22 @@ pd = lazy_import("pandas")
 # --- full batch vs minibatch ---------------------------------------------------------------
 
 
-def _gd_verdict(f: pd.DataFrame) -> str:
+def _gd_verdict(f: pd.DataFrame) -> Finding:
     mini = f[f["batch_size"] < f["batch_size"].max()].sort_values("batch_size")
     full = f.loc[f["batch_size"].idxmax()]
     small, large = mini.iloc[0], mini.iloc[-1]
     falling = bool((np.diff(mini["grad_variance"]) < 0).all())
     ratio = small["grad_variance"] / large["grad_variance"]
-    return (f"gradient variance {small['grad_variance']:.3g} at batch {small['batch_size']:.0f}, "
-            f"{large['grad_variance']:.3g} at {large['batch_size']:.0f} (÷{ratio:.0f}; 1/B "
-            f"predicts ÷{large['batch_size'] / small['batch_size']:.0f}), 0 for the full batch "
-            f"of {full['batch_size']:.0f}; a step costs {small['ms_per_step']:.2f} ms at batch "
-            f"{small['batch_size']:.0f} and {full['ms_per_step']:.2f} ms for the full batch — "
-            + holds(falling and full["ms_per_step"] > small["ms_per_step"]))
+    predicted = large["batch_size"] / small["batch_size"]
+    return finding(
+        f"gradient variance {small['grad_variance']:.3g} at batch {small['batch_size']:.0f}, "
+        f"{large['grad_variance']:.3g} at {large['batch_size']:.0f} (÷{ratio:.0f}; 1/B predicts "
+        f"÷{predicted:.0f}), 0 for the full batch of {full['batch_size']:.0f}; a step costs "
+        f"{small['ms_per_step']:.2f} ms at batch {small['batch_size']:.0f} and "
+        f"{full['ms_per_step']:.2f} ms for the full batch",
+        falling and full["ms_per_step"] > small["ms_per_step"], ratio,
+        f"the variance falls ÷{{}} from batch {small['batch_size']:.0f} to "
+        f"{large['batch_size']:.0f} (1/B predicts ÷{predicted:.0f})", spec=".0f", null=1)
 
 
 def _gd_plot(f: pd.DataFrame, path) -> None:
@@ -98,7 +104,7 @@ def gd_vs_sgd(quick: bool, seed: int) -> pd.DataFrame:
 LEARNING_RATES = (0.001, 0.1, 1.0, 3.0)
 
 
-def _lr_verdict(f: pd.DataFrame) -> str:
+def _lr_verdict(f: pd.DataFrame) -> Finding:
     last = f.groupby("learning_rate")["loss"].last()
     first = f.groupby("learning_rate")["loss"].first()
     best = last.idxmin()
@@ -107,8 +113,10 @@ def _lr_verdict(f: pd.DataFrame) -> str:
     parts = ", ".join(f"ε={lr:g}: {first[lr]:.3g} → {last[lr]:.3g}" for lr in last.index)
     ok = small < best < large and last[small] > last[best] and (
         not np.isfinite(last[large]) or last[large] > last[best])
-    return (f"training loss per ε (first → last epoch): {parts}; the best is ε={best:g}; "
-            f"ε={large:g} went up in {ups} epochs — " + holds(ok))
+    return finding(f"training loss per ε (first → last epoch): {parts}; the best is "
+                   f"ε={best:g}; ε={large:g} went up in {ups} epochs", ok,
+                   last[small] / last[best], f"ε={small:g} ends with {{}}× the loss of ε={best:g}",
+                   spec=".1f", null=1)
 
 
 @lab("learning-rate", order=2, topic=2, detail="the learning rate",
@@ -129,16 +137,19 @@ def learning_rate(quick: bool, seed: int) -> pd.DataFrame:
 
 # --- schedules -----------------------------------------------------------------------------
 
-def _schedule_verdict(f: pd.DataFrame) -> str:
+def _schedule_verdict(f: pd.DataFrame) -> Finding:
     const = f[f["schedule"] == "constant"]["weight_error"]
     decay = f[f["schedule"] == "inverse-time"]
     floor = const.iloc[len(const) // 2:]  # the second half: where a constant rate has settled
     final = float(decay["weight_error"].iloc[-1])
-    return (f"‖w − w*‖² with constant ε hovers at {floor.mean():.2e} (range {floor.min():.2e}–"
-            f"{floor.max():.2e}) over the second half of {len(const)} epochs; inverse-time ends "
-            f"at {final:.2e} (Σε = {decay['sum_lr'].iloc[-1]:.2f} still growing, Σε² = "
-            f"{decay['sum_lr2'].iloc[-1]:.4f} levelling off) — "
-            + holds(final < floor.min() and final < floor.mean() / 2))
+    return finding(
+        f"‖w − w*‖² with constant ε hovers at {floor.mean():.2e} (range {floor.min():.2e}–"
+        f"{floor.max():.2e}) over the second half of {len(const)} epochs; inverse-time ends at "
+        f"{final:.2e} (Σε = {decay['sum_lr'].iloc[-1]:.2f} still growing, Σε² = "
+        f"{decay['sum_lr2'].iloc[-1]:.4f} levelling off)",
+        final < floor.min() and final < floor.mean() / 2, floor.mean() / final,
+        "inverse-time ends {}× closer to the minimum than the constant rate's floor",
+        spec=".1f", null=1, noise=float(floor.std() / final))
 
 
 @lab("lr-schedule", order=3, topic=3,
@@ -197,7 +208,7 @@ def _steps_to_target(part: pd.DataFrame) -> int | None:
     return int(hit["step"].iloc[0]) if len(hit) else None
 
 
-def _momentum_verdict(f: pd.DataFrame) -> str:
+def _momentum_verdict(f: pd.DataFrame) -> Finding:
     steps = {name: _steps_to_target(part) for name, part in f.groupby("optimizer", sort=False)}
     budget = int(f["step"].max())
 
@@ -208,8 +219,11 @@ def _momentum_verdict(f: pd.DataFrame) -> str:
     others = ", ".join(f"{name}: {show(name)}" for name in steps
                        if name not in ("sgd", "momentum α=0.9"))
     ok = best is not None and (sgd is None or best < sgd)
-    return (f"momentum α=0.9 reached loss < {TARGET:g} in {show('momentum α=0.9')}, SGD in "
-            f"{show('sgd')} ({others}) — " + holds(ok))
+    ratio = (sgd or budget) / (best or budget)  # a lower bound when SGD never got there
+    return finding(f"momentum α=0.9 reached loss < {TARGET:g} in {show('momentum α=0.9')}, SGD "
+                   f"in {show('sgd')} ({others})", ok, ratio,
+                   ("momentum α=0.9 needs {}× fewer steps" if sgd else
+                    "momentum α=0.9 needs at least {}× fewer steps"), spec=".1f", null=1)
 
 
 def _momentum_plot(f: pd.DataFrame, path) -> None:
@@ -278,14 +292,19 @@ def _compiled_step(opt, theta, curvature):
 ADAPTIVE = ("sgd", "momentum", "rmsprop", "adam")
 
 
-def _adaptive_verdict(f: pd.DataFrame) -> str:
+def _adaptive_verdict(f: pd.DataFrame) -> Finding:
     last = f.groupby("optimizer", sort=False).last()
     order = last["loss"].sort_values()
     ranking = ", ".join(f"{name} {loss:.3f}" for name, loss in order.items())
-    ok = all(last.loc[name, "loss"] < last.loc["sgd", "loss"]
-             for name in ("momentum", "rmsprop", "adam"))
-    return (f"final training loss after {last['epoch'].max():.0f} epochs at each optimizer's "
-            f"default rate: {ranking} — " + holds(ok))
+    others = ("momentum", "rmsprop", "adam")
+    slowest = max(others, key=lambda name: last.loc[name, "loss"])
+    curve = {name: part["loss"] for name, part in f.groupby("optimizer", sort=False)}
+    return finding(f"final training loss after {last['epoch'].max():.0f} epochs at each "
+                   f"optimizer's default rate: {ranking}",
+                   all(last.loc[name, "loss"] < last.loc["sgd", "loss"] for name in others),
+                   last.loc["sgd", "loss"] - last.loc[slowest, "loss"],
+                   f"the slowest of them ({slowest}) ends {{}} below SGD's training loss",
+                   spec=".3f", noise=late_noise(curve["sgd"], curve[slowest]))
 
 
 @lab("adaptive-optimizers", order=7, topic=8, detail="RMSProp, Adam",

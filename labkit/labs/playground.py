@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from labkit._lazy import lazy_import
-from labkit.labs._kit import build, compiled, figure, fit, holds, keras, lab, save
+from labkit.labs._kit import (
+    Finding,
+    accuracy_noise,
+    build,
+    compiled,
+    figure,
+    finding,
+    fit,
+    keras,
+    lab,
+    save,
+)
 
 np = lazy_import("numpy")
 pd = lazy_import("pandas")
@@ -14,16 +25,20 @@ HIDDEN = {"circle": [], "xor": [], "spiral": [8, 8]}  # the same net for both fe
 GRID = 30
 
 
-def _verdict(f: pd.DataFrame) -> str:
+def _verdict(f: pd.DataFrame) -> Finding:
     scores = f[f["kind"] == "test"].pivot_table(index="dataset", columns="features",
                                                 values="value", sort=False)
     parts = ", ".join(f"{name} {row['raw']:.2f} → {row['engineered']:.2f}"
                       for name, row in scores.iterrows())
-    better = int((scores["engineered"] > scores["raw"]).sum())
-    return (f"test accuracy with raw x1, x2 → engineered features (no hidden layer for circle "
-            f"and xor, 8-8 for the spiral): "
-            f"{parts}; better on {better} of {len(scores)} — "
-            + holds(better == len(scores)))
+    gains = scores["engineered"] - scores["raw"]
+    least = gains.idxmin()
+    tested = int(((f["kind"] == "point") & (f["dataset"] == least)
+                  & (f["features"] == "raw")).sum())
+    return finding(f"test accuracy with raw x1, x2 → engineered features (no hidden layer for "
+                   f"circle and xor, 8-8 for the spiral): {parts}; better on "
+                   f"{int((gains > 0).sum())} of {len(scores)}", (gains > 0).all(), gains[least],
+                   f"the smallest gain ({least}) is {{}} test accuracy",
+                   noise=accuracy_noise(scores.loc[least].mean(), tested))
 
 
 def _plot(f: pd.DataFrame, path) -> None:

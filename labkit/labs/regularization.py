@@ -5,18 +5,24 @@ from __future__ import annotations
 
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
+    Finding,
     accuracy,
+    accuracy_curves_noise,
     build,
     clean_train_accuracy,
     compiled,
     curves,
+    data_loss,
     digits,
     figure,
+    finding,
     fit,
-    holds,
     keras,
     lab,
+    late,
+    late_noise,
     learning_curves,
+    placed,
     save,
 )
 
@@ -24,30 +30,38 @@ np = lazy_import("numpy")
 pd = lazy_import("pandas")
 
 SMALL = 100  # training examples (10 per class): small enough to overfit
+NOISY = 0.2  # share of wrong training labels where a lab needs memorising to show plainly
 
 # --- weight decay --------------------------------------------------------------------------
 
 PENALTIES = [("none", 0.0), ("l2", 1e-3), ("l2", 1e-2), ("l1", 1e-3), ("l1", 1e-2)]
 
 
-def _decay_verdict(f: pd.DataFrame) -> str:
+def _decay_verdict(f: pd.DataFrame) -> Finding:
     by = {(r.penalty, r.alpha): r for r in f.itertuples()}
     none, l2, l1 = by[("none", 0.0)], by[("l2", 1e-2)], by[("l1", 1e-2)]
     l2_small = by[("l2", 1e-3)]
     shrink = none.weight_norm > l2_small.weight_norm > l2.weight_norm
-    return (f"‖W‖ {none.weight_norm:.1f} without penalty, {l2_small.weight_norm:.1f} / "
-            f"{l2.weight_norm:.1f} with L2 α=1e-3 / 1e-2; weights below 1e-3: L1 "
-            f"{l1.sparsity:.0%}, L2 {l2.sparsity:.0%} at α=1e-2; train−validation accuracy gap "
-            f"{none.gap:.3f} → {l2.gap:.3f} (L2) / {l1.gap:.3f} (L1) — "
-            + holds(shrink and l1.sparsity > l2.sparsity and min(l1.gap, l2.gap) < none.gap))
+    narrower = l2 if l2.loss_gap < l1.loss_gap else l1
+    return finding(
+        f"{SMALL} training examples ({NOISY:.0%} mislabelled): ‖W‖ {none.weight_norm:.1f} "
+        f"without penalty, {l2_small.weight_norm:.1f} / "
+        f"{l2.weight_norm:.1f} with L2 α=1e-3 / 1e-2; weights below 1e-3: L1 {l1.sparsity:.0%}, "
+        f"L2 {l2.sparsity:.0%} at α=1e-2; validation − training loss {none.loss_gap:.3f} → "
+        f"{l2.loss_gap:.3f} (L2) / {l1.loss_gap:.3f} (L1); accuracy gap {none.gap:.3f} → "
+        f"{l2.gap:.3f} / {l1.gap:.3f}",
+        shrink and l1.sparsity > l2.sparsity and narrower.loss_gap < none.loss_gap,
+        none.loss_gap / narrower.loss_gap,
+        f"{narrower.penalty.upper()} α=1e-2 narrows the validation − training loss gap {{}}×",
+        spec=".1f", null=1)
 
 
 def _decay_plot(f: pd.DataFrame, path) -> None:
     fig, axes = figure(3)
     labels = [f"{p} {a:g}" if a else p for p, a in zip(f["penalty"], f["alpha"], strict=True)]
-    for ax, column, title in zip(axes[0], ("weight_norm", "sparsity", "gap"),
+    for ax, column, title in zip(axes[0], ("weight_norm", "sparsity", "loss_gap"),
                                  ("‖W‖ (all kernels)", "share of |w| < 1e-3",
-                                  "train − validation accuracy"), strict=True):
+                                  "validation − training loss"), strict=True):
         ax.bar(labels, f[column], color=["grey"] + ["C0"] * 2 + ["C1"] * 2)
         ax.set(title=title)
         ax.tick_params(axis="x", rotation=30)
@@ -56,10 +70,10 @@ def _decay_plot(f: pd.DataFrame, path) -> None:
 
 @lab("weight-decay", order=8, topic=9, detail="L2, L1",
      claim="L2 and L1 penalties shrink the weights, L1 makes many exactly small (sparse), and "
-           "the gap between training and validation accuracy narrows.",
+           "the gap between training and validation loss narrows.",
      seconds=120, verdict=_decay_verdict, plot=_decay_plot)
 def weight_decay(quick: bool, seed: int) -> pd.DataFrame:
-    d = digits(n_train=SMALL, seed=seed)
+    d = digits(n_train=SMALL, seed=seed, label_noise=NOISY)
     rows = []
     for penalty, alpha in PENALTIES:
         keras.utils.set_random_seed(seed)
@@ -70,10 +84,14 @@ def weight_decay(quick: bool, seed: int) -> pd.DataFrame:
                                   if isinstance(layer, keras.layers.Dense)])
         train = accuracy(model, d["x_train"], d["y_train"])
         val = accuracy(model, d["x_val"], d["y_val"])
+        train_loss, val_loss = (data_loss(model, d[f"x_{split}"], d[f"y_{split}"])
+                                for split in ("train", "val"))
         rows.append({"penalty": penalty, "alpha": alpha,
                      "weight_norm": float(np.linalg.norm(kernels)),
                      "sparsity": float((np.abs(kernels) < 1e-3).mean()),
-                     "train_accuracy": train, "val_accuracy": val, "gap": train - val})
+                     "train_accuracy": train, "val_accuracy": val, "gap": train - val,
+                     "train_loss": train_loss, "val_loss": val_loss,
+                     "loss_gap": val_loss - train_loss})
     return pd.DataFrame(rows)
 
 
@@ -84,16 +102,20 @@ def _gap(part: pd.DataFrame) -> float:
     return float(part["train_accuracy"].iloc[-1] - part["val_accuracy"].iloc[-1])
 
 
-def _dropout_verdict(f: pd.DataFrame) -> str:
+def _dropout_verdict(f: pd.DataFrame) -> Finding:
     parts = dict(tuple(f.groupby("dropout")))
     rate = max(parts)
-    final = {k: float(p["val_loss"].iloc[-1]) for k, p in parts.items()}
-    rise = {k: final[k] - float(p["val_loss"].min()) for k, p in parts.items()}
-    return (f"{SMALL} training examples, {parts[rate]['epoch'].max():.0f} epochs: final "
-            f"validation loss {final[0.0]:.3f} without dropout, {final[rate]:.3f} with {rate:g}; "
-            f"it rose {rise[0.0]:.3f} vs {rise[rate]:.3f} above its minimum (overfitting); "
-            f"train−validation accuracy gap {_gap(parts[0.0]):.2f} vs {_gap(parts[rate]):.2f} — "
-            + holds(final[rate] < final[0.0] and rise[rate] < rise[0.0]))
+    settled = {k: float(late(p["val_loss"]).mean()) for k, p in parts.items()}
+    rise = {k: settled[k] - float(p["val_loss"].min()) for k, p in parts.items()}
+    return finding(
+        f"{SMALL} training examples ({NOISY:.0%} mislabelled), {parts[rate]['epoch'].max():.0f} "
+        f"epochs: validation loss over the last quarter {settled[0.0]:.3f} without dropout, "
+        f"{settled[rate]:.3f} with {rate:g}; that is {rise[0.0]:.3f} vs {rise[rate]:.3f} above "
+        f"its minimum (overfitting); train−validation accuracy gap {_gap(parts[0.0]):.2f} vs "
+        f"{_gap(parts[rate]):.2f}",
+        rise[rate] < rise[0.0] and settled[rate] < settled[0.0], rise[0.0] - rise[rate],
+        f"dropout {rate:g} keeps the validation loss {{}} less far above its minimum",
+        spec=".3f", noise=late_noise(parts[0.0]["val_loss"], parts[rate]["val_loss"]))
 
 
 def _dropout_plot(f: pd.DataFrame, path) -> None:
@@ -113,9 +135,9 @@ def _dropout_plot(f: pd.DataFrame, path) -> None:
      claim="On a small training set, dropout keeps the validation loss from rising as the "
            "net overfits.", seconds=60, verdict=_dropout_verdict, plot=_dropout_plot)
 def dropout(quick: bool, seed: int) -> pd.DataFrame:
-    d = digits(n_train=SMALL, seed=seed)
+    d = digits(n_train=SMALL, seed=seed, label_noise=NOISY)
     frames = []
-    for rate in (0.0, 0.3):
+    for rate in (0.0, 0.5):
         keras.utils.set_random_seed(seed)
         model = compiled(build("mlp", units=[512, 512], dropout=rate), "adam", 1e-3)
         clean = clean_train_accuracy(d)
@@ -127,18 +149,21 @@ def dropout(quick: bool, seed: int) -> pd.DataFrame:
 
 # --- early stopping -----------------------------------------------------------------------
 
-def _stopping_verdict(f: pd.DataFrame) -> str:
+def _stopping_verdict(f: pd.DataFrame) -> Finding:
     full = f[f["run"] == "no stopping"]
     early = f[f["run"] == "early stopping"]
     stopped = int(early["epoch"].max())
     restored = early[early["restored"]]
     r_epoch, r_loss = int(restored["epoch"].iloc[0]), float(restored["restored_val_loss"].iloc[0])
     final = float(full["val_loss"].iloc[-1])
-    return (f"stopped at epoch {stopped} of {int(full['epoch'].max())}; weights restored from "
-            f"epoch {r_epoch} have validation loss {r_loss:.3f}, training on to the end gives "
-            f"{final:.3f} (its minimum {full['val_loss'].min():.3f} at epoch "
-            f"{int(full.loc[full['val_loss'].idxmin(), 'epoch'])}) — "
-            + holds(r_loss < final and stopped < full["epoch"].max()))
+    return finding(
+        f"stopped at epoch {stopped} of {int(full['epoch'].max())}; weights restored from epoch "
+        f"{r_epoch} have validation loss {r_loss:.3f}, training on to the end gives {final:.3f} "
+        f"(its minimum {full['val_loss'].min():.3f} at epoch "
+        f"{int(full.loc[full['val_loss'].idxmin(), 'epoch'])})",
+        r_loss < final and stopped < full["epoch"].max(), final - r_loss,
+        "the restored weights' validation loss is {} lower than training to the end's",
+        spec=".3f", noise=late_noise(full["val_loss"]))
 
 
 def _stopping_plot(f: pd.DataFrame, path) -> None:
@@ -187,40 +212,51 @@ def early_stopping(quick: bool, seed: int) -> pd.DataFrame:
 
 # --- augmentation -------------------------------------------------------------------------
 
-AUGMENT = {"rotation": 0.03, "zoom": 0.05}  # ±11° and ±5% on 8×8 images
+CANVAS = 12  # digits anywhere on a 12×12 black canvas: up to 4 pixels' play each way
+AUGMENT = {"translation": 0.2, "fill": "constant"}  # shifts up to ±2.4 pixels, black uncovered
 
 
-def _augment_verdict(f: pd.DataFrame) -> str:
+def _augment_verdict(f: pd.DataFrame) -> Finding:
     parts = dict(tuple(f.groupby("augment", sort=False)))
     best = {k: float(p["val_accuracy"].max()) for k, p in parts.items()}
-    late = {k: float(p["val_accuracy"].iloc[-max(1, len(p) // 4):].mean())
-            for k, p in parts.items()}
-    return (f"{SMALL} training images: best validation accuracy {best['none']:.3f} without, "
-            f"{best['augmented']:.3f} with augmentation; mean over the last quarter of training "
-            f"{late['none']:.3f} vs {late['augmented']:.3f}; final train−validation gap "
-            f"{_gap(parts['none']):.2f} vs {_gap(parts['augmented']):.2f} — "
-            + holds(best["augmented"] > best["none"] and late["augmented"] > late["none"]))
+    settled = {k: float(late(p["val_accuracy"]).mean()) for k, p in parts.items()}
+    return finding(
+        f"{SMALL} training images, digits anywhere on a {CANVAS}×{CANVAS} canvas: best "
+        f"validation accuracy {best['none']:.3f} without, "
+        f"{best['augmented']:.3f} with augmentation; mean over the last quarter of training "
+        f"{settled['none']:.3f} vs {settled['augmented']:.3f}; final train−validation gap "
+        f"{_gap(parts['none']):.2f} vs {_gap(parts['augmented']):.2f}",
+        best["augmented"] > best["none"] and settled["augmented"] > settled["none"],
+        settled["augmented"] - settled["none"],
+        "augmentation adds {} validation accuracy over the last quarter of training",
+        spec=".3f", noise=accuracy_curves_noise(parts["none"]["val_accuracy"],
+                                                parts["augmented"]["val_accuracy"],
+                                                int(f["val_examples"].iloc[0])))
 
 
 @lab("augmentation", order=11, topic=11, detail="data augmentation",
-     claim="On a small image training set, small random rotations and zooms of the training "
-           "images improve validation accuracy.",
+     claim="On a small image training set, random shifts of the training images improve "
+           "validation accuracy when the object may be anywhere in the image.",
      seconds=60, verdict=_augment_verdict, plot=learning_curves(
          "augment", ("train_accuracy", "training accuracy", False),
          ("val_accuracy", "validation accuracy", False)))
 def augmentation(quick: bool, seed: int) -> pd.DataFrame:
     d = digits(n_train=SMALL, seed=seed)
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        d[f"x_{split}"], d[f"y_{split}"] = placed(d[f"x_{split}"], d[f"y_{split}"], rng, CANVAS)
     epochs = 12 if quick else 100
     frames = []
     for name in ("none", "augmented"):
         keras.utils.set_random_seed(seed)
-        model = compiled(build("cnn", filters=[16, 32], dropout=0.25), "adam", 2e-3)
+        model = compiled(build("cnn", filters=[16, 32], dropout=0.25,
+                               input_shape=(CANVAS, CANVAS, 1)), "adam", 2e-3)
         clean = clean_train_accuracy(d)
         frame = fit(model, d, epochs=epochs, batch_size=16, callbacks=[clean], seed=seed,
                     augment=AUGMENT if name == "augmented" else None)
         frames.append(frame.assign(augment=name, train_accuracy=clean.values))
     return pd.concat(frames)[["augment", "epoch", "loss", "train_accuracy", "val_loss",
-                              "val_accuracy"]]
+                              "val_accuracy", "val_examples"]]
 
 
 # --- ensembles ----------------------------------------------------------------------------
@@ -228,12 +264,15 @@ def augmentation(quick: bool, seed: int) -> pd.DataFrame:
 MEMBERS = 5
 
 
-def _ensemble_verdict(f: pd.DataFrame) -> str:
+def _ensemble_verdict(f: pd.DataFrame) -> Finding:
     members = f[f["model"] != "ensemble"]["test_accuracy"]
     ensemble = float(f[f["model"] == "ensemble"]["test_accuracy"].iloc[0])
-    return (f"{len(members)} nets from different start values: members' test accuracy "
-            f"{members.min():.3f}–{members.max():.3f} (mean {members.mean():.3f}), averaged "
-            f"ensemble {ensemble:.3f} — " + holds(ensemble > members.mean()))
+    return finding(f"{len(members)} nets from different start values, {SMALL} training images "
+                   f"({NOISY:.0%} mislabelled): members' test accuracy "
+                   f"{members.min():.3f}–{members.max():.3f} (mean {members.mean():.3f}), "
+                   f"averaged ensemble {ensemble:.3f}", ensemble > members.mean(),
+                   ensemble - members.mean(), "the ensemble is {} more accurate than the "
+                   "mean member", spec=".3f", noise=float(members.std() / np.sqrt(len(members))))
 
 
 def _ensemble_plot(f: pd.DataFrame, path) -> None:
@@ -250,7 +289,7 @@ def _ensemble_plot(f: pd.DataFrame, path) -> None:
      claim="Averaging K networks trained from different start values is more accurate than "
            "a typical member.", seconds=70, verdict=_ensemble_verdict, plot=_ensemble_plot)
 def ensemble(quick: bool, seed: int) -> pd.DataFrame:
-    d = digits(n_train=SMALL, seed=seed)
+    d = digits(n_train=SMALL, seed=seed, label_noise=NOISY)
     probabilities, rows = [], []
     for k in range(MEMBERS):
         keras.utils.set_random_seed(seed + k)

@@ -4,7 +4,17 @@ has a known place."""
 from __future__ import annotations
 
 from labkit._lazy import lazy_import
-from labkit.labs._kit import build, compiled, figure, holds, keras, lab, save
+from labkit.labs._kit import (
+    Finding,
+    accuracy_noise,
+    build,
+    compiled,
+    figure,
+    finding,
+    keras,
+    lab,
+    save,
+)
 
 np = lazy_import("numpy")
 pd = lazy_import("pandas")
@@ -27,13 +37,15 @@ def patch_images(n: int, seed: int):
     return x, y
 
 
-def _seeing_verdict(f: pd.DataFrame) -> str:
+def _seeing_verdict(f: pd.DataFrame) -> Finding:
     examples = f[f["kind"] == "example"]
     accuracy = (examples["true"] == examples["predicted"]).mean()
     hits = examples["hit"].mean()
-    return (f"Grad-CAM's maximum fell in the class's quadrant for {hits:.0%} of "
-            f"{len(examples)} test images (chance: 25 %); test accuracy {accuracy:.2f} — "
-            + holds(accuracy >= 0.9 and hits >= 0.75))
+    return finding(f"Grad-CAM's maximum fell in the class's quadrant for {hits:.0%} of "
+                   f"{len(examples)} test images (chance: 25 %); test accuracy {accuracy:.2f}",
+                   accuracy >= 0.9 and hits >= 0.75, hits - 0.25,
+                   "the heatmap's peak is in the right quadrant {} more often than chance",
+                   noise=accuracy_noise(0.25, len(examples), compared=1))
 
 
 def _seeing_plot(f: pd.DataFrame, path) -> None:
