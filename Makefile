@@ -48,7 +48,7 @@ pictures: $(STAMP) ## the README's explain pictures (docs/pictures/), from a cnn
 labs: $(STAMP) ## run every lab, full versions (about 15 min on 2 cores); results in labs/
 	$(BIN)/labkit lab run all
 
-labs-check: $(STAMP) ## every lab's full version for seeds 0, 1 and 2, one verdict each (about 45 min)
+labs-check: $(STAMP) ## every lab's full version for seeds 0, 1 and 2, one verdict each (about 40 min)
 	$(BIN)/labkit lab run all --seeds 0,1,2 --out labs/check
 
 lab-%: $(STAMP) ## run one lab, e.g. make lab-momentum (`labkit lab list` names them all)

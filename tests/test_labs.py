@@ -274,3 +274,29 @@ def test_lab_run_seeds_on_the_command_line(cli, tmp_path):
     assert error_line(cli("lab", "run", "momentum", "--seeds", "0,x")) == (
         "Error: --seeds takes distinct whole numbers >= 0, e.g. --seeds 0,1,2. "
         "Received: '0,x'")
+
+
+def _transfer_table(pretrained: float, scratch: float) -> pd.DataFrame:
+    """A transfer lab table: three draws, each model's test accuracy per draw."""
+    rows = []
+    for draw, jitter in enumerate((0.0, 0.02, -0.02)):
+        for model, score in (("frozen base", pretrained - 0.05), ("fine-tuned", pretrained),
+                             ("scratch", scratch)):
+            rows += [{"model": model, "draw": draw, "epoch": e, "loss": 1 / e, "val_loss": 1.0,
+                      "val_accuracy": score, "test_accuracy": score + jitter,
+                      "test_examples": 180} for e in (1, 2, 3)]
+    return pd.DataFrame(rows)
+
+
+def test_transfer_verdict_compares_the_pretrained_base_with_scratch_per_draw():
+    """The redesigned transfer lab: the better pretrained variant against scratch in every
+    draw, the mean gain as the margin; the same numbers with the roles swapped contradict it."""
+    verdict = labs.verdict_of("transfer", _transfer_table(0.55, 0.33))
+    assert "the fine-tuned beats scratch in 3 of 3 draws" in verdict
+    assert re.search(r"margin: the fine-tuned adds 0\.220 test accuracy over training from "
+                     r"scratch ± 0\.0\d\d noise — claim holds$", verdict), verdict
+    swapped = labs.verdict_of("transfer", _transfer_table(0.33, 0.55))
+    assert swapped.endswith("claim NOT supported on this run")
+    close = labs.verdict_of("transfer", _transfer_table(0.36, 0.33), quick=True)
+    assert close.endswith("inconclusive at this size: the effect is within 2× the noise this "
+                          "quick run measured")

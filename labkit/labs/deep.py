@@ -73,7 +73,7 @@ def _vanishing_plot(f: pd.DataFrame, path) -> None:
 @lab("vanishing-gradients", order=5, topic=4, detail="ReLU vs sigmoid",
      claim="In a deep sigmoid net the gradient shrinks layer by layer towards the input, so "
            "early layers barely learn; ReLU nets suffer much less.",
-     seconds=20, verdict=_vanishing_verdict, plot=_vanishing_plot)
+     seconds=16, verdict=_vanishing_verdict, plot=_vanishing_plot)
 def vanishing_gradients(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     x, y = d["x_train"][:256], d["y_train"][:256]
@@ -150,7 +150,7 @@ def _init_plot(f: pd.DataFrame, path) -> None:
 @lab("initialization", order=6, topic=7,
      claim="Equal start values leave all hidden units identical (no symmetry breaking); too "
            "large values explode; small random values train.",
-     seconds=30, verdict=_init_verdict, plot=_init_plot)
+     seconds=25, verdict=_init_verdict, plot=_init_plot)
 def initialization(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     frames = []
@@ -184,7 +184,7 @@ def _residual_verdict(f: pd.DataFrame) -> Finding:
 @lab("residual", order=17, topic=12, detail="residual nets",
      claim="A deep plain net (25 conv layers, batch-normalised) trains worse than the same "
            "depth with skip connections.",
-     seconds=70, verdict=_residual_verdict, plot=learning_curves(
+     seconds=66, verdict=_residual_verdict, plot=learning_curves(
          "net", ("loss", "training loss", True), ("val_accuracy", "validation accuracy", False)))
 def residual(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()

@@ -64,7 +64,7 @@ def _gd_plot(f: pd.DataFrame, path) -> None:
 @lab("gd-vs-sgd", order=1, topic=(1, 2),
      claim="A minibatch gradient is a noisy estimate of the full-batch gradient whose variance "
            "falls like 1/B, while a full-batch step costs the most.",
-     seconds=10, verdict=_gd_verdict, plot=_gd_plot)
+     seconds=7, verdict=_gd_verdict, plot=_gd_plot)
 def gd_vs_sgd(quick: bool, seed: int) -> pd.DataFrame:
     import tensorflow as tf
 
@@ -121,7 +121,7 @@ def _lr_verdict(f: pd.DataFrame) -> Finding:
 
 @lab("learning-rate", order=2, topic=2, detail="the learning rate",
      claim="Too small a learning rate learns slowly, a good one fast, too large a one "
-           "oscillates or diverges.", seconds=30, verdict=_lr_verdict,
+           "oscillates or diverges.", seconds=29, verdict=_lr_verdict,
      plot=learning_curves("learning_rate", ("loss", "training loss, SGD", True)))
 def learning_rate(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
@@ -155,7 +155,7 @@ def _schedule_verdict(f: pd.DataFrame) -> Finding:
 @lab("lr-schedule", order=3, topic=3,
      claim="With a constant rate SGD stalls at a noise floor near the minimum; a schedule with "
            "Σε = ∞ and Σε² < ∞ keeps approaching it.",
-     seconds=30, verdict=_schedule_verdict, plot=learning_curves(
+     seconds=23, verdict=_schedule_verdict, plot=learning_curves(
          "schedule", ("weight_error", "distance to the minimum ‖w − w*‖²", True),
          ("lr", "learning rate", True)))
 def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
@@ -251,7 +251,7 @@ def _momentum_plot(f: pd.DataFrame, path) -> None:
 @lab("momentum", order=4, topic=6,
      claim="On an ill-conditioned quadratic, momentum travels along the narrow canyon instead "
            "of bouncing across it, reaching the minimum in far fewer steps than SGD.",
-     seconds=10, verdict=_momentum_verdict, plot=_momentum_plot)
+     seconds=4, verdict=_momentum_verdict, plot=_momentum_plot)
 def momentum(quick: bool, seed: int) -> pd.DataFrame:
     import tensorflow as tf
 
@@ -309,7 +309,7 @@ def _adaptive_verdict(f: pd.DataFrame) -> Finding:
 
 @lab("adaptive-optimizers", order=7, topic=8, detail="RMSProp, Adam",
      claim="Momentum, RMSProp and Adam train the same CNN faster than plain SGD.",
-     seconds=30, verdict=_adaptive_verdict, plot=learning_curves(
+     seconds=29, verdict=_adaptive_verdict, plot=learning_curves(
          "optimizer", ("loss", "training loss", True),
          ("val_accuracy", "validation accuracy", False)))
 def adaptive_optimizers(quick: bool, seed: int) -> pd.DataFrame:

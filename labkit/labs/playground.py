@@ -67,7 +67,7 @@ def _plot(f: pd.DataFrame, path) -> None:
      claim="With the right engineered features (x1², x2² for the circle, x1·x2 for xor, sines "
            "for the spiral) the same small net separates what raw x1, x2 cannot — without "
            "any hidden layer for the circle and xor.",
-     seconds=120, verdict=_verdict, plot=_plot)
+     seconds=164, verdict=_verdict, plot=_plot)
 def playground(quick: bool, seed: int) -> pd.DataFrame:
     from labkit import data
 

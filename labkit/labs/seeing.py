@@ -72,7 +72,7 @@ def _seeing_plot(f: pd.DataFrame, path) -> None:
 
 @lab("what-convnets-see", order=19, topic=16, detail="CheXNet's heatmaps",
      claim="A trained convnet's evidence is localised: its Grad-CAM heatmap peaks where the "
-           "class signal is.", seconds=20, verdict=_seeing_verdict, plot=_seeing_plot)
+           "class signal is.", seconds=7, verdict=_seeing_verdict, plot=_seeing_plot)
 def what_convnets_see(quick: bool, seed: int) -> pd.DataFrame:
     from labkit import explain
     from labkit.data import pipeline
