@@ -460,7 +460,8 @@ def explain(run, images, method, layer, class_name, out, steps, filter_count):
     from labkit.explain import explain_run
 
     for path in explain_run(found, list(images), method=method, layer=layer,
-                            class_name=class_name, out=out, steps=steps, filters=filter_count):
+                            class_name=class_name, out=out, steps=steps, filters=filter_count,
+                            echo=click.echo):
         click.echo(f"→ {path}")
 
 

@@ -298,9 +298,10 @@ def output_stem(name: str) -> str:
 
 def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | None = None,
                 class_name: str | None = None, out=None, steps: int = 40,
-                filters: int = 16) -> list:
+                filters: int = 16, echo=lambda line: None) -> list:
     """What ``labkit explain`` does: decode ``sources`` as the run's training did, explain them
     with ``method``, draw the PNGs into ``out`` (default ``RUN/explain``); returns their paths.
+    ``echo`` is told which layer Grad-CAM explains.
     """
     from pathlib import Path
 
@@ -343,6 +344,7 @@ def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | Non
             raise LabkitError(f"--class {class_name!r} is not a class of this run."
                               f"{did_you_mean(class_name, labels)} Classes: {', '.join(labels)}.")
         chosen = labels.index(class_name)
+    echo(f"Grad-CAM at {resolve_layer(model, layer)}, {len(names)} image(s)")
     maps, scores, classes = gradcam(model, x, layer=layer, class_index=chosen, task=spec.task)
     titles = [f"{Path(n).name}\n{labels[c]} p={s:.2f}" for n, c, s in
               zip(names, classes, scores, strict=True)]

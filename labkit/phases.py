@@ -7,9 +7,15 @@ model to fit (the whole model, or one ensemble member) and which layers train.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from labkit.errors import LabkitError
+
+EPOCH_CAP = "LABKIT_MAX_EPOCHS"  # cuts every phase short: how the tests run the docs' examples
 
 
 @dataclass(frozen=True)
@@ -39,3 +45,21 @@ class Phase:
 def single(hparams: dict, epochs: int) -> list[Phase]:
     """The default plan: the whole model for all epochs."""
     return [Phase("train", epochs)]
+
+
+def epoch_cap() -> int | None:
+    """``$LABKIT_MAX_EPOCHS`` as a whole number >= 1, or None when it is not set."""
+    text = os.environ.get(EPOCH_CAP, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise LabkitError(f"{EPOCH_CAP} must be a whole number >= 1 (or unset). "
+                          f"Received: {text!r}")
+    return int(text)
+
+
+def capped(plan: list[Phase], cap: int | None) -> list[Phase]:
+    """``plan`` with every phase cut to at most ``cap`` epochs (None: as it is)."""
+    if cap is None:
+        return plan
+    return [dataclasses.replace(phase, epochs=min(phase.epochs, cap)) for phase in plan]

@@ -92,6 +92,9 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
         for warning in learning_warnings(prepared.model, prepared.loaded.spec.num_classes,
                                          prepared.loaded.spec.task):
             echo(f"warning: {warning}")
+        if phases.epoch_cap() is not None:
+            echo(f"note: {phases.EPOCH_CAP}={phases.epoch_cap()} cuts every phase to at most "
+                 f"that many epochs (set by the docs' tests; unset it for real work).")
         check_room(config.runs_dir, prepared.model)
         run = open_run(prepared, echo)
         with runs.lock(run):
@@ -166,7 +169,7 @@ def prepare(config: TrainConfig, model: keras.Model | None = None,
         model = build_model(config, loaded.spec)
     plan = (registry.get_recipe(config.recipe).phases or phases.single)(config.hparams,
                                                                         config.epochs)
-    return Prepared(config, loaded, derived, model, plan)
+    return Prepared(config, loaded, derived, model, phases.capped(plan, phases.epoch_cap()))
 
 
 def open_run(prepared: Prepared, echo: Echo = print) -> runs.Run:

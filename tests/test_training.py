@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import pandas as pd
 import pytest
-from helpers import fit, history
+from helpers import error_line, fit, history
 
 import labkit
 from labkit import checkpoint, data, plots, runs, training
@@ -333,3 +333,17 @@ def test_models_that_cannot_learn_are_warned_about_before_training(cli, tmp_path
     result = cli("train", "mlp", "--set", "units=[4]", "--epochs", "1", "--runs-dir", tmp_path)
     assert result.exit_code == 0
     assert "warning: hidden layer fc1 (4) is narrower than the 10 classes" in result.output
+
+
+def test_max_epochs_variable_cuts_every_phase_and_says_so(cli, tmp_path, monkeypatch):
+    """$LABKIT_MAX_EPOCHS (set by the docs' tests) cuts each phase short, with a note; a value
+    that is not a whole number >= 1 is an Error line."""
+    monkeypatch.setenv("LABKIT_MAX_EPOCHS", "2")
+    result = cli("train", "mlp", "--epochs", "10", "--runs-dir", tmp_path, "--name", "cut")
+    assert result.exit_code == 0, result.output
+    assert "note: LABKIT_MAX_EPOCHS=2 cuts every phase to at most that many epochs" in (
+        result.output)
+    assert len(pd.read_csv(tmp_path / "cut" / "history.csv")) == 2
+    monkeypatch.setenv("LABKIT_MAX_EPOCHS", "0")
+    assert error_line(cli("train", "mlp", "--runs-dir", tmp_path)) == (
+        "Error: LABKIT_MAX_EPOCHS must be a whole number >= 1 (or unset). Received: '0'")
