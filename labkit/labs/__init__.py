@@ -100,18 +100,21 @@ def combined_verdict(name: str, findings: dict[int, Finding], quick: bool) -> st
     """One verdict over several seeds' findings (``{seed: Finding}``), each from its CSV, with
     the margin's median and range.
 
-    Holds only when it holds for every seed. Otherwise a full run is ``contradicted`` (no seed
-    supports it) or ``not robust`` (some do); a quick run, too small to contradict anything, is
-    ``inconclusive at this size``: the seeds disagree, or none shows the effect."""
+    Holds only when it holds for every seed, and is ``contradicted`` when every seed's numbers
+    go against it (for a quick run: beyond their noise). Otherwise a full run is ``not
+    robust`` (some seeds hold) and a quick one ``inconclusive at this size``. The margin is
+    worded as the first seed's; where seeds compared different variants (the better of two
+    pretrained bases, say) it says so."""
     verdicts = {seed: f.verdict(quick) for seed, f in findings.items()}
     good = [s for s, v in verdicts.items() if supported(v)]
     refuted = [s for s, v in verdicts.items() if v.endswith(NOT_SHOWN)]
     bad = [s for s in findings if s not in good]
     margins = [f.margin for f in findings.values()]
     first = next(iter(findings.values()))
+    varies = len({f.margin_text for f in findings.values()}) > 1
     spread = (f"{first.margin_words(float(np.median(margins)))} (median; range "
               f"{format(min(margins), first.spec)}–{format(max(margins), first.spec)} over "
-              f"{len(margins)} seeds)")
+              f"{len(margins)} seeds{'; the variant compared differs between seeds' * varies})")
 
     def seeds(which):
         return ", ".join(map(str, which))
