@@ -92,9 +92,9 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
         for warning in learning_warnings(prepared.model, prepared.loaded.spec.num_classes,
                                          prepared.loaded.spec.task):
             echo(f"warning: {warning}")
-        if phases.epoch_cap() is not None:
-            echo(f"note: {phases.EPOCH_CAP}={phases.epoch_cap()} cuts every phase to at most "
-                 f"that many epochs (set by the docs' tests; unset it for real work).")
+        if (cap := phases.epoch_cap()) is not None:
+            echo(f"note: {phases.EPOCH_CAP}={cap} cuts every phase to at most that many epochs "
+                 f"(set by the docs' tests; unset it for real work).")
         check_room(config.runs_dir, prepared.model)
         run = open_run(prepared, echo)
         with runs.lock(run):
