@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-all lint train-digits bench bench-mnist pictures labs labs-check
+.PHONY: help install browser test test-slow test-all lint train-digits bench bench-mnist pictures labs labs-check playground bench-playground
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-25s %s\n", $$1, $$2}'
@@ -19,10 +19,17 @@ install: $(STAMP) ## create .venv and install labkit with its dev extra (other t
 test: $(STAMP) ## run the default (fast) test suite, on two processes
 	$(BIN)/pytest -q -n 2
 
-test-slow: $(STAMP) ## run only the slow tests (subprocess kills, VGG16 runs, heavier labs)
+# Debian's Chromium and its driver, for the playground page's browser test (a browser cannot be
+# downloaded here; Debian's packages can). Needs root or sudo the first time.
+browser: ## install headless Chromium + chromedriver from Debian when missing
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -q && \
+	    $$SUDO apt-get install -y -q chromium chromium-driver; }
+
+test-slow: $(STAMP) browser ## run only the slow tests (subprocess kills, VGG16 runs, the browser)
 	$(BIN)/pytest -q -n 2 -m slow
 
-test-all: $(STAMP) ## run every test, the slow ones too
+test-all: $(STAMP) browser ## run every test, the slow ones too
 	$(BIN)/pytest -q -n 2 -m ""
 
 lint: $(STAMP) ## ruff over the code
@@ -34,16 +41,24 @@ train-digits: $(STAMP) ## the main job: train the course CNN on bundled digits, 
 bench: $(STAMP) ## labkit vs plain Keras on the same data, as ratios (digits, ~2 min)
 	$(BIN)/python bench/bench_train.py
 
+bench-playground: $(STAMP) ## the playground page's training and heatmap speed vs plain Keras fit
+	$(BIN)/python bench/bench_playground.py
+
+playground: $(STAMP) ## the TensorFlow Playground page on http://127.0.0.1:8765/
+	$(BIN)/labkit playground --open
+
 bench-mnist: $(STAMP) ## labkit vs the keras-io MNIST convnet script at MNIST scale (~10 min)
 	$(BIN)/python bench/bench_mnist.py
 
-pictures: $(STAMP) ## the README's explain pictures (docs/pictures/), from a cnn trained on bundled digits
+pictures: $(STAMP) browser ## the README's pictures (docs/pictures/): explain on a cnn trained on bundled digits, the playground page
 	rm -rf /tmp/labkit-pictures && mkdir -p /tmp/labkit-pictures
 	$(BIN)/python -c "import numpy as np; from sklearn.datasets import load_digits; np.savez('/tmp/labkit-pictures/digits.npz', x=load_digits().images[-8:].astype('uint8'))"
 	$(BIN)/labkit train cnn --dataset digits --epochs 15 --runs-dir /tmp/labkit-pictures --name cnn
 	$(BIN)/labkit explain /tmp/labkit-pictures/cnn /tmp/labkit-pictures/digits.npz --out docs/pictures
 	$(BIN)/labkit explain /tmp/labkit-pictures/cnn /tmp/labkit-pictures/digits.npz --method activations --layer block1_conv --out docs/pictures
 	$(BIN)/labkit explain /tmp/labkit-pictures/cnn --method filters --layer block2_conv --out docs/pictures
+	$(BIN)/pytest -q -m slow tests/test_playground_browser.py
+	cp test-artifacts/playground.png docs/pictures/playground.png
 
 labs: $(STAMP) ## run every lab, full versions (about 15 min on 2 cores); results in labs/
 	$(BIN)/labkit lab run all

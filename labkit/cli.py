@@ -245,6 +245,9 @@ _TRAIN_OPTIONS = [
                  help="Fraction of training data held out."
                       + default("validation_split", recipes_differ=True)),
     click.option("--seed", type=int, help="Random seed." + default("seed")),
+    click.option("--shuffle/--no-shuffle", default=None,
+                 help="Reshuffle the training data every epoch (default), or keep its order, "
+                      "as the Playground does."),
     click.option("--deterministic", is_flag=True, default=None,
                  help="Deterministic TensorFlow ops: reruns give an identical history (slower)."),
     click.option("--tensorboard", is_flag=True, default=None,
@@ -762,3 +765,15 @@ def lab_run(name, quick, out, seed, seeds):
         each = f" for every seed ({seeds})" if seed_list is not None else ""
         click.echo(f"{held} of {len(chosen)} claims hold{each}; "
                    f"{_duration(time.monotonic() - began)} in all.")
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port on 127.0.0.1 (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in your browser.")
+def playground(port, open_browser):
+    """The TensorFlow Playground as a local page, with Keras and the lecture's optimizers."""
+    quiet_tensorflow()
+    from labkit.playground.server import serve
+
+    serve(port, open_browser, echo=click.echo)

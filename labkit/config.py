@@ -48,6 +48,7 @@ class TrainConfig:
     class_weight: str | dict | None = None  # "balanced" or {class: weight}; None: all 1
     validation_split: float = 0.2
     seed: int = 42
+    shuffle: bool = True  # reshuffle the training data every epoch; False: the data's order
     deterministic: bool = False  # TensorFlow op determinism: identical reruns, slower
     tensorboard: bool = False  # TensorBoard logs in RUN/tensorboard
     precision: str = "float32"  # "mixed": float16 on a GPU, bfloat16 on a CPU that has it
@@ -94,7 +95,7 @@ class TrainConfig:
         if self.name is not None:
             runs.checked_child(self.runs_dir, self.name)  # stays inside --runs-dir
         check_placement(self.precision, self.distribute, self.devices)
-        for flag in ("deterministic", "tensorboard"):
+        for flag in ("deterministic", "tensorboard", "shuffle"):
             if not isinstance(getattr(self, flag), bool):
                 raise LabkitError(f"--{flag} is true or false. Received: {getattr(self, flag)!r}")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:

@@ -27,7 +27,8 @@ class Optimizer:
 
 # Defaults are Keras's, except momentum's α = 0.9, the lecture's usual choice.
 OPTIMIZERS = {
-    "sgd": Optimizer("SGD", 0.01),
+    # Keras's SGD, plus the Playground's L1 rule for the playground recipe's exact mode.
+    "sgd": Optimizer("PlaygroundSGD", 0.01),
     "momentum": Optimizer("SGD", 0.01, {"momentum": 0.9}),  # v ← αv − εĝ, θ ← θ + v
     "nesterov": Optimizer("SGD", 0.01, {"momentum": 0.9}, {"nesterov": True}),
     "rmsprop": Optimizer("RMSprop", 0.001, {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-7}),
@@ -92,7 +93,10 @@ def make(name: str, learning_rate: float | None = None, params: dict[str, Any] |
     row = OPTIMIZERS[name]
     initial = learning_rate or row.learning_rate
     kwargs = {**row.params, **row.fixed, **params}
-    return getattr(keras.optimizers, row.keras_class)(
+    from recipes import _layers
+
+    cls = getattr(keras.optimizers, row.keras_class, None) or getattr(_layers, row.keras_class)
+    return cls(
         learning_rate=learning_rate_schedule(initial, schedule, steps_per_epoch), **kwargs)
 
 

@@ -46,6 +46,7 @@ class Recipe:
     inputs: str = "any"  # "any", "image" (h, w, c), "sequence" (t, c) or "points" (2-D sets)
     phases: Callable[[dict, int], list] | None = None  # see labkit.phases; None: one phase
     train_defaults: dict | None = None  # training options this recipe prefers (e.g. batch size)
+    loss: Callable[[dict, str], Any] | None = None  # see recipe()
 
     @property
     def topic(self) -> str:
@@ -82,7 +83,7 @@ INPUT_RANKS = {"image": 3, "sequence": 2, "points": 1}
 
 def recipe(name: str, *, summary: str, topic: int | tuple[int, ...], detail: str = "",
            inputs: str = "any", phases: Callable | None = None,
-           train_defaults: dict | None = None) -> Callable:
+           train_defaults: dict | None = None, loss: Callable | None = None) -> Callable:
     """Register a build function under ``name``.
 
     Args:
@@ -95,6 +96,9 @@ def recipe(name: str, *, summary: str, topic: int | tuple[int, ...], detail: str
             phases (see :mod:`labkit.phases`).
         train_defaults: training options used when the user sets none, e.g.
             ``{"learning_rate": 0.03, "batch_size": 10}``.
+        loss: ``loss(hparams, task) -> keras loss or None`` for recipes whose model, for some
+            hyperparameters, trains with its own loss (the playground's exact mode); None, or
+            a None result: the task's loss (:mod:`labkit.tasks`).
     """
     if not _NAME.match(name):
         raise ValueError(f"Recipe names are snake_case. Received: name={name!r}")
@@ -104,7 +108,7 @@ def recipe(name: str, *, summary: str, topic: int | tuple[int, ...], detail: str
         if name in _REGISTRY and _REGISTRY[name].build is not build:
             raise ValueError(f"A recipe named {name!r} is already registered.")
         _REGISTRY[name] = Recipe(name, summary, topics, build, detail, inputs,
-                                 phases, dict(train_defaults or {}))
+                                 phases, dict(train_defaults or {}), loss)
         return build
 
     return register

@@ -69,9 +69,11 @@ def metric_objects(task: str) -> list:
     return [made[(task, name)]() for name in get(task).metrics]
 
 
-def compile_for(model, optimizer, task: str = "classification"):
-    """Compile ``model`` with ``optimizer`` and ``task``'s loss and metrics; returns the model."""
-    model.compile(optimizer=optimizer, loss=get(task).loss, metrics=metric_objects(task))
+def compile_for(model, optimizer, task: str = "classification", loss=None):
+    """Compile ``model`` with ``optimizer`` and ``task``'s loss and metrics; returns the model.
+    ``loss`` replaces the task's (a recipe's own, e.g. the playground's exact mode); history.csv
+    still calls it ``loss``."""
+    model.compile(optimizer=optimizer, loss=loss or get(task).loss, metrics=metric_objects(task))
     return model
 
 

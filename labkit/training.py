@@ -301,7 +301,8 @@ def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
     saved = runs.with_preprocessing(model, loaded.spec.preprocessing)
     if saved is not model:  # compiled too, so `evaluate` works on the loaded file
         optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
-        tasks.compile_for(saved, optimizer, loaded.spec.task)
+        tasks.compile_for(saved, optimizer, loaded.spec.task,
+                          recipe_loss(prepared.config, loaded.spec.task))
         optimizer.build(saved.trainable_variables)
     with files.atomic_path(run.file(runs.MODEL)) as tmp:
         saved.save(tmp)
@@ -358,7 +359,13 @@ def compile_model(model, config: TrainConfig, task: str = "classification",
     (at ``learning_rate`` instead of the config's when given)."""
     optimizer = optim.make(config.optimizer, learning_rate or config.learning_rate,
                            config.optimizer_params, config.schedule, steps_per_epoch)
-    tasks.compile_for(model, optimizer, task)
+    tasks.compile_for(model, optimizer, task, recipe_loss(config, task))
+
+
+def recipe_loss(config: TrainConfig, task: str):
+    """The recipe's own loss for these hyperparameters (see ``registry.recipe``), or None."""
+    own = registry.get_recipe(config.recipe).loss
+    return own(config.hparams, task) if own else None
 
 
 def fit_kwargs(prepared: Prepared, features=None) -> dict:
@@ -371,7 +378,8 @@ def fit_kwargs(prepared: Prepared, features=None) -> dict:
         "x": pipeline.training_batches(loaded.train, derived["batch_size"], prep=prep,
                                        seed=config.seed, augment=config.augment,
                                        features=features, cache=cache,
-                                       class_weight=derived["class_weight"]),
+                                       class_weight=derived["class_weight"],
+                                       shuffle=config.shuffle),
         "validation_data": pipeline.inputs(loaded.val, derived["eval_batch_size"], prep=prep,
                                            features=features, cache=cache),
         "shuffle": False,  # the pipeline shuffles

@@ -12,6 +12,7 @@ from labkit._lazy import lazy_import
 from labkit.options import parse_call
 
 keras = lazy_import("keras")
+custom = lazy_import("recipes._layers")
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "selu", "gelu", "swish", "softplus", "linear",
                "leaky_relu")
@@ -136,7 +137,8 @@ class LayerOptions:
     """
 
     def __init__(self, n: int, *, l1=0.0, l2=0.0, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros") -> None:
+                 bias_initializer="zeros", l1_prunes: bool = False) -> None:
+        self.l1_prunes = l1_prunes  # L1 as the Playground's: weights die at 0 (l2 must be 0)
         self.l1 = per_layer("l1", l1, n)
         self.l2 = per_layer("l2", l2, n)
         check_penalties("l1", self.l1)
@@ -153,6 +155,8 @@ class LayerOptions:
         i = index
         l1, l2 = self.l1[i], self.l2[i]
         regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+        if self.l1_prunes and l1:
+            regularizer = custom.PlaygroundL1(l1)
         return {
             "kernel_initializer": initializer(self.kernel_init),
             "bias_initializer": initializer(self.bias_init),

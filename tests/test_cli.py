@@ -59,7 +59,8 @@ def test_describe_shows_defaults_current_values_and_parameter_count(cli):
      "Error: Unknown recipe 'cnnn'. Did you mean: cnn, cnn1d? See `labkit recipes` for the list."),
     (["train", "cnn", "--dataset", "mnistt"],
      "Error: Unknown dataset 'mnistt'. Did you mean: mnist? Known: digits, circle, xor, gauss, "
-     "spiral, control_charts, mnist, fashion_mnist, cifar10, a path to an image folder, a "
+     "spiral, plane, multi-gauss, control_charts, mnist, fashion_mnist, cifar10, a path to an "
+     "image folder, a "
      ".csv or .npz file, or tfds:NAME."),
     (["train", "cnn", "--set", "dropout"],
      "Error: --set takes key=value, e.g. --set dropout=0.2. Received: 'dropout'"),

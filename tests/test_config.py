@@ -135,7 +135,7 @@ def test_recipe_training_defaults_apply_unless_set():
     (["--data-option", "noise=0.1"],
      "Error: Dataset 'digits' takes no options. Received: {'noise': 0.1}"),
     (["--dataset", "circle", "--data-option", "nois=0.1"],
-     "Error: Dataset 'circle' has no option 'nois'. Known: noise, num_samples, seed."),
+     "Error: Dataset 'circle' has no option 'nois'. Known: noise, num_samples, seed, ratio."),
 ])
 def test_bad_training_options_are_one_error_line_before_training(cli, tmp_path, args, line):
     result = cli("train", "mlp", "--runs-dir", tmp_path / "runs", *args)

@@ -34,7 +34,7 @@ def test_catalog_spec_agrees_with_what_each_offline_source_loads():
             (loaded.input_shape, loaded.num_classes, loaded.task), name
 
 
-@pytest.mark.parametrize("name", data.PLAYGROUND_NAMES)
+@pytest.mark.parametrize("name", playground_sets.GENERATORS)
 def test_playground_sets_have_500_points_half_for_test(name):
     loaded = data.load(name, validation_split=0.2)
     assert loaded.spec.input_shape == (2,)
@@ -42,6 +42,35 @@ def test_playground_sets_have_500_points_half_for_test(name):
     x, y = loaded.test
     assert x.dtype == np.float32 and set(np.unique(y)) == {0, 1}
     assert np.abs(x).max() <= 6
+
+
+@pytest.mark.parametrize("name", playground_sets.REGRESSION)
+def test_playground_regression_sets_have_1200_points_small_targets(name):
+    loaded = data.load(name, validation_split=0.0, options={"ratio": 30})
+    assert loaded.spec.task == "regression" and loaded.spec.num_classes == 1
+    (x, y), (x_test, _) = loaded.train, loaded.test
+    assert len(x) == 360 and len(x_test) == 840  # ⌊1200 · 30 / 100⌋ train, as the Playground
+    assert y.shape == (360, 1) and y.dtype == np.float32 and np.abs(y).max() <= 1.2
+    assert np.abs(x).max() <= 6
+
+
+def test_playground_regression_targets_follow_the_playground_rules():
+    x, y = playground_sets.generate("plane", noise=0, seed=2)
+    np.testing.assert_allclose(y[:, 0], (x[:, 0] + x[:, 1]) / 10, rtol=1e-5, atol=1e-6)
+    x, y = playground_sets.generate("multi-gauss", noise=0, seed=2)
+    near = np.hypot(x[:, 0] - 4, x[:, 1] + 2.5) < 0.2  # centre (4, −2.5) has sign −1
+    assert near.any() and (y[near, 0] < -0.85).all()
+    far = np.min([np.hypot(x[:, 0] - cx, x[:, 1] - cy) for cx, cy, _ in
+                  playground_sets.GAUSSIANS], axis=0) > 2
+    assert far.any() and (y[far, 0] == 0).all()
+
+
+def test_playground_ratio_and_its_range():
+    loaded = data.load("spiral", validation_split=0.0, options={"ratio": 10})
+    assert len(loaded.train[0]) == 50 and len(loaded.test[0]) == 450
+    for bad in (5, 95, "half"):
+        with pytest.raises(LabkitError, match="ratio"):
+            data.load("spiral", validation_split=0.0, options={"ratio": bad})
 
 
 def test_playground_labels_follow_the_playground_rules():
@@ -81,13 +110,15 @@ def test_control_charts_have_six_patterns_of_sixty_steps():
 
 @pytest.mark.parametrize(("name", "options", "message"), [
     ("mnistt", None, "Unknown dataset 'mnistt'. Did you mean: mnist? Known: digits, circle, xor, "
-                     "gauss, spiral, control_charts, mnist, fashion_mnist, cifar10, a path to an "
+                     "gauss, spiral, plane, multi-gauss, control_charts, mnist, "
+                     "fashion_mnist, cifar10, "
+                     "a path to an "
                      "image folder, a .csv or .npz file, or tfds:NAME."),
     ("spiral", {"noise": 2}, "Dataset option `noise` must be in [0, 0.5]. Received: noise=2"),
     ("spiral", {"num_samples": 5},
      "Dataset option `num_samples` must be an integer >= 20. Received: num_samples=5"),
     ("spiral", {"nosie": 0.1}, "Dataset 'spiral' has no option 'nosie'. Known: noise, "
-                               "num_samples, seed."),
+                               "num_samples, seed, ratio."),
     ("digits", {"noise": 0.1}, "Dataset 'digits' takes no options. Received: {'noise': 0.1}"),
 ])
 def test_bad_names_and_options(name, options, message):
@@ -117,7 +148,8 @@ def test_missing_tfds_dataset_offline_says_how_to_prepare_it(tmp_path, monkeypat
         data.load("fashion_mnist", data_dir=str(tmp_path))
     message = str(info.value)
     assert "tfds build fashion_mnist" in message and "--data-dir" in message
-    assert message.endswith("Offline datasets: digits, circle, xor, gauss, spiral, "
+    assert message.endswith("Offline datasets: digits, circle, xor, gauss, spiral, plane, "
+                            "multi-gauss, "
                             "control_charts.")
 
 

@@ -16,12 +16,14 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def __init__(self, x, y, batch_size: int, *, seed: int | None = None,
                  augment: dict[str, Any] | None = None,
-                 class_weight: dict[int, float] | None = None, workers: int = 1) -> None:
+                 class_weight: dict[int, float] | None = None, workers: int = 1,
+                 shuffle: bool = True) -> None:
         # workers > 1: threads prepare the next batches while the device computes (in order)
         super().__init__(workers=workers)
         self.x, self.y, self.batch_size = x, np.asarray(y), batch_size
         self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(self.y))
+        self.shuffle = shuffle  # False: every epoch in the data's order
+        self.order = self.rng.permutation(len(self.y)) if shuffle else np.arange(len(self.y))
         self.weights = None
         if class_weight:
             table = np.ones(max(class_weight) + 1, dtype="float32")
@@ -49,4 +51,5 @@ class ArrayBatches(keras.utils.PyDataset):
         return x, y
 
     def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.y))
+        if self.shuffle:
+            self.order = self.rng.permutation(len(self.y))

@@ -48,9 +48,10 @@ class Entry:
     task: str = "classification"
 
 
-def _playground(description: str) -> Entry:
-    return Entry("generated", (2,), 2, f"TensorFlow Playground: {description}",
-                 playground_sets.load, ("noise", "num_samples", "seed"))
+def _playground(description: str, task: str = "classification") -> Entry:
+    return Entry("generated", (2,), 2 if task == "classification" else 1,
+                 f"TensorFlow Playground: {description}", playground_sets.load,
+                 ("noise", "num_samples", "seed", "ratio"), task)
 
 
 def _tfds(input_shape: tuple[int, ...], description: str) -> Entry:
@@ -65,6 +66,8 @@ DATASETS = {
     "xor": _playground("quadrants, label = sign(x1 * x2)"),
     "gauss": _playground("two Gaussian blobs"),
     "spiral": _playground("two interleaved spirals"),
+    "plane": _playground("regression, target (x1 + x2) / 10", "regression"),
+    "multi-gauss": _playground("regression, six signed Gaussian bumps", "regression"),
     "control_charts": Entry("generated", (60, 1), 6,
                             "synthetic control-chart time series: 6 patterns (1 200 series)",
                             control_charts.load),
@@ -72,7 +75,7 @@ DATASETS = {
     "fashion_mnist": _tfds((28, 28, 1), "28x28 grey clothing images (70 000 images)"),
     "cifar10": _tfds((32, 32, 3), "32x32 colour images of 10 objects (60 000 images)"),
 }
-PLAYGROUND_NAMES = tuple(playground_sets.GENERATORS)
+PLAYGROUND_NAMES = (*playground_sets.GENERATORS, *playground_sets.REGRESSION)
 OFFLINE = tuple(n for n, entry in DATASETS.items() if entry.source != "tfds")
 
 
@@ -149,7 +152,8 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
         validation_split: fraction of the training data held out for validation.
         data_dir: TFDS data directory (default: ``$TFDS_DATA_DIR`` or TFDS's own).
         options: the dataset's options: the Playground sets' ``noise`` (0–0.5),
-            ``num_samples``, ``seed``; an image folder's ``image_size``, ``color_mode``, …
+            ``num_samples``, ``seed``, ``ratio`` (percent for training, 10–90); an image
+            folder's ``image_size``, ``color_mode``, …
             (:mod:`~labkit.data.images`); a CSV's ``target`` and ``dropna``.
     """
     options = dict(options or {})

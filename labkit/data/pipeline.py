@@ -29,8 +29,10 @@ def model_input(x, prep: Preprocessing | None = None) -> np.ndarray:
 def training_batches(split, batch_size: int, *, prep: Preprocessing | None = None,
                      seed: int | None = None, augment: dict[str, Any] | None = None,
                      features: Callable[[np.ndarray], np.ndarray] | None = None,
-                     cache: bool = True, class_weight: dict[int, float] | None = None):
-    """The training pipeline: scaled, reshuffled every epoch, batched, augmented, prefetched.
+                     cache: bool = True, class_weight: dict[int, float] | None = None,
+                     shuffle: bool = True):
+    """The training pipeline: scaled, reshuffled every epoch (unless ``shuffle`` is False: the
+    data's order every epoch), batched, augmented, prefetched.
 
     In-memory data goes through ``tf.data`` too: Keras's own ``fit(x, y, shuffle=True)`` on
     arrays repeats the same order every epoch once a global seed is set (measured with Keras
@@ -60,7 +62,8 @@ def training_batches(split, batch_size: int, *, prep: Preprocessing | None = Non
 
         x = model_input(split[0], prep)
         return ArrayBatches(features(x) if features is not None else x, split[1], batch_size,
-                            seed=seed, augment=augment, class_weight=class_weight)
+                            seed=seed, augment=augment, class_weight=class_weight,
+                            shuffle=shuffle)
     import tensorflow as tf
 
     if isinstance(split, tuple):
@@ -68,13 +71,15 @@ def training_batches(split, batch_size: int, *, prep: Preprocessing | None = Non
         x = model_input(x, prep)
         if features is not None:
             x = features(x)
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-            len(y), seed=seed, reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if shuffle:
+            ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     else:
         if features is not None:
             raise ValueError("features= applies to in-memory splits only")
-        ds = _preprocessed(split.cache() if cache else split, prep).shuffle(
-            SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+        ds = _preprocessed(split.cache() if cache else split, prep)
+        if shuffle:
+            ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment:
         from labkit import augment as augmentation

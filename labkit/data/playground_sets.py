@@ -1,7 +1,9 @@
-"""The TensorFlow Playground's 2-D datasets (circle, xor, gauss, spiral), generated as its
-``src/dataset.ts`` does.
+"""The TensorFlow Playground's 2-D datasets, generated as its ``src/dataset.ts`` does: the
+classification sets circle, xor, gauss and spiral (500 points) and the regression sets plane and
+multi-gauss (1 200 points).
 
-Labels are the Playground's −1 (orange) and +1 (blue), returned as classes 0 and 1.
+Classification labels are the Playground's −1 (orange) and +1 (blue), returned as classes 0 and
+1; regression targets are its values (plane: (x1 + x2) / 10, so within ±1.2).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from labkit.errors import LabkitError
 np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
 NUM_SAMPLES = 500  # the Playground's classification sets
+NUM_SAMPLES_REGRESSION = 1200  # and its regression sets
 RADIUS = 5.0
+RATIO = 50  # the Playground's default percentage of training points
+# The six Gaussians of multi-gauss: centre (x, y) and sign of their target.
+GAUSSIANS = ((-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1), (4, -2.5, -1))
 
 
 def circle(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -60,29 +66,76 @@ def spiral(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, 
     return np.concatenate(arms), np.arange(2 * m) < m
 
 
+def _noised_uniform(n: int, noise: float, rng: np.random.Generator, radius: float = 6.0):
+    """The regression sets' points, uniform on [−6, 6]², and the same points jittered by
+    U(−6, 6)·noise per coordinate, where their targets are read."""
+    points = rng.uniform(-radius, radius, (n, 2))
+    return points, points + rng.uniform(-radius, radius, (n, 2)) * noise
+
+
+def plane(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Regression: target (x + y) / 10 (the Playground's [−10, 10] → [−1, 1]), read at the
+    noised point."""
+    points, noised = _noised_uniform(n, noise, rng)
+    return points, noised.sum(axis=1) / 10
+
+
+def multi_gauss(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Regression: six signed bumps; the target is the bump of largest magnitude, each falling
+    linearly from ±1 at its centre to 0 at distance 2."""
+    points, noised = _noised_uniform(n, noise, rng)
+    bumps = np.stack([sign * np.clip(1 - np.hypot(noised[:, 0] - cx, noised[:, 1] - cy) / 2, 0, 1)
+                      for cx, cy, sign in GAUSSIANS], axis=1)
+    return points, bumps[np.arange(n), np.abs(bumps).argmax(axis=1)]
+
+
 GENERATORS = {"circle": circle, "xor": xor, "gauss": gauss, "spiral": spiral}
+REGRESSION = {"plane": plane, "multi-gauss": multi_gauss}
 
 
-def generate(name: str, *, noise: float = 0.0, num_samples: int = NUM_SAMPLES,
+def generate(name: str, *, noise: float = 0.0, num_samples: int | None = None,
              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Points ``(n, 2)`` float32 and labels ``(n,)`` in {0, 1}, shuffled as the Playground does."""
+    """Points ``(n, 2)`` float32 and, shuffled as the Playground does, labels ``(n,)`` in
+    {0, 1} (int64) for a classification set or targets ``(n, 1)`` within ±1.2 (float32) for a
+    regression set. ``num_samples`` defaults to the Playground's (500 or 1 200)."""
     rng = np.random.default_rng(seed)
-    points, positive = GENERATORS[name](num_samples, noise, rng)
+    if name in REGRESSION:
+        points, targets = REGRESSION[name](num_samples or NUM_SAMPLES_REGRESSION, noise, rng)
+        order = rng.permutation(len(points))
+        return points[order].astype("float32"), targets[order, None].astype("float32")
+    points, positive = GENERATORS[name](num_samples or NUM_SAMPLES, noise, rng)
     order = rng.permutation(len(points))
     return points[order].astype("float32"), positive[order].astype("int64")
 
 
-def load(name: str, validation_split: float, *, noise: float = 0.0,
-         num_samples: int = NUM_SAMPLES, seed: int = SPLIT_SEED) -> Data:
-    """Playground set ``name``: the first half of the shuffled points for training (the
-    Playground's default ratio), the second half for test; validation carved from training."""
+def check_options(noise=0.0, num_samples=None, ratio=RATIO) -> None:
+    """Raise a :class:`LabkitError` naming the first option out of the Playground's range."""
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 0.5:
         raise LabkitError(f"Dataset option `noise` must be in [0, 0.5]. Received: noise={noise}")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 20:
+    if num_samples is not None and (isinstance(num_samples, bool)
+                                    or not isinstance(num_samples, int) or num_samples < 20):
         raise LabkitError(f"Dataset option `num_samples` must be an integer >= 20. "
                           f"Received: num_samples={num_samples}")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 10 <= ratio <= 90:
+        raise LabkitError(f"Dataset option `ratio` (percent of points for training) must be in "
+                          f"[10, 90]. Received: ratio={ratio}")
+
+
+def train_count(n: int, ratio: float = RATIO) -> int:
+    """How many of ``n`` shuffled points train: the Playground's ⌊n · ratio / 100⌋."""
+    return int(n * ratio // 100)
+
+
+def load(name: str, validation_split: float, *, noise: float = 0.0,
+         num_samples: int | None = None, seed: int = SPLIT_SEED, ratio: float = RATIO) -> Data:
+    """Playground set ``name``: the first ``ratio`` percent of the shuffled points for training
+    (the Playground's default: half), the rest for test; validation carved from training."""
+    check_options(noise, num_samples, ratio)
     x, y = generate(name, noise=noise, num_samples=num_samples, seed=seed)
-    half = len(x) // 2
-    train, val = split(x[:half], y[:half], validation_split)
-    spec = DatasetSpec(name, (2,), 2, class_names=("orange (-1)", "blue (+1)"))
-    return Data(spec, train, val, (x[half:], y[half:]))
+    cut = train_count(len(x), ratio)
+    train, val = split(x[:cut], y[:cut], validation_split, stratify=name not in REGRESSION)
+    if name in REGRESSION:
+        spec = DatasetSpec(name, (2,), 1, task="regression")
+    else:
+        spec = DatasetSpec(name, (2,), 2, class_names=("orange (-1)", "blue (+1)"))
+    return Data(spec, train, val, (x[cut:], y[cut:]))

@@ -1,0 +1,113 @@
+"""The Playground page in a real browser: headless Chromium (Debian's package, `make browser`
+installs it) driven by Selenium. Marked slow; `make test-slow` and CI run it."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+# The screenshot lands here; `make pictures` copies it to docs/pictures/ for the README.
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+TEST_LOSS = 0.1  # spiral with sin features reaches it within a few hundred epochs
+
+
+def chromium():
+    """A headless Chromium driven through Debian's chromedriver, or a failure saying how to
+    install them (the test does not skip: CI must run it)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (browser and driver):
+        pytest.fail("Chromium and chromedriver are missing: run `make browser` "
+                    "(apt-get install chromium chromium-driver).")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1400,1000", "--disable-gpu"):
+        options.add_argument(flag)
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.fixture()
+def served():
+    from labkit.playground.server import Server
+
+    server = Server(port=0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def wait_for(condition, timeout: float, what: str, step: float = 0.2):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    pytest.fail(f"Timed out after {timeout:g} s waiting for {what}")
+
+
+def test_spiral_with_sin_features_trains_in_the_browser_and_exports_a_config_that_trains(
+        served, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from labkit import training
+    from labkit.config import TrainConfig
+
+    browser = chromium()
+    try:
+        browser.get(served.url)
+        epoch = lambda: int(browser.find_element(By.ID, "epoch").text)  # noqa: E731
+        wait_for(lambda: browser.execute_script("return sessionId !== ''"), 60, "the session")
+        Select(browser.find_element(By.ID, "dataset")).select_by_value("spiral")
+        wait_for(lambda: served.trainer.settings.dataset == "spiral", 30, "spiral")
+        for feature in ("sin(x1)", "sin(x2)"):
+            box = browser.find_element(By.CSS_SELECTOR, f"#features input[value='{feature}']")
+            box.click()
+            wait_for(lambda f=feature: f in served.trainer.settings.features, 30, feature)
+        Select(browser.find_element(By.ID, "learning_rate")).select_by_value("0.1")
+        wait_for(lambda: served.trainer.settings.learning_rate == 0.1, 30, "learning rate")
+        before = browser.execute_script("return document.getElementById('output').toDataURL()")
+        assert epoch() == 0
+        browser.find_element(By.ID, "play").click()
+        start = time.monotonic()
+        wait_for(lambda: browser.find_element(By.ID, "testLoss").text not in ("", "–")
+                 and float(browser.find_element(By.ID, "testLoss").text) < TEST_LOSS,
+                 240, f"test loss below {TEST_LOSS}")
+        browser.find_element(By.ID, "play").click()  # pause
+        wait_for(lambda: not served.trainer.playing, 10, "pause")
+        seconds, epochs = time.monotonic() - start, epoch()
+        after = browser.execute_script("return document.getElementById('output').toDataURL()")
+        assert after != before  # the heatmap was redrawn from the trained model
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "playground.png"))
+        print(f"\nbrowser: {epochs} epochs in {seconds:.1f} s ({epochs / seconds:.0f}/s)")
+
+        browser.find_element(By.ID, "exportYaml").click()
+        text = wait_for(lambda: browser.find_element(By.ID, "exported").text, 30, "the export")
+        page_loss = served.trainer.state()["history"][-1]["test_loss"]
+    finally:
+        browser.quit()
+    exported = yaml.safe_load(text)
+    assert exported["recipe"] == "playground" and exported["dataset"] == "spiral"
+    assert exported["hparams"]["features"] == ["x1", "x2", "sin(x1)", "sin(x2)"]
+    assert exported["epochs"] == epochs and exported["shuffle"] is False
+    (tmp_path / "playground.yaml").write_text(text)
+    config = TrainConfig(**{**exported, "runs_dir": str(tmp_path / "runs"), "name": "pg"})
+    run = training.train(config.resolve(), echo=lambda *a: None)
+    # The same data, start weights and update order: the run lands where the page did.
+    assert run.metrics["test_loss"] == pytest.approx(page_loss, rel=0.05, abs=0.01)
