@@ -37,6 +37,9 @@ NOT_HERE = {
     "bash bench/gpu.sh": "needs an NVIDIA GPU (docs: Speed and scale)",
     "make pictures": "rewrites docs/pictures/ in the checkout; run by hand when they change",
     "make labs-check": "every full lab for 3 seeds: about 40 min (docs/labs.md has its table)",
+    "labkit playground": "serves the page until Ctrl-C; tests/test_playground.py drives its API "
+                         "and test_playground_browser.py the page in headless Chromium",
+    "make playground": "the same page server, until Ctrl-C",
 }
 
 # What a command (by its start) must show: ("out", regex on its output), ("file", path made),

@@ -319,24 +319,29 @@ def test_port_in_use_is_one_error():
         first.server_close()
 
 
-def test_cli_playground_prints_the_url_and_stops_cleanly_on_ctrl_c():
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_cli_playground_prints_the_url_and_stops_cleanly_on_ctrl_c(signame):
     import os
     import signal
     import subprocess
     import sys
     from pathlib import Path
 
+    def as_from_a_terminal():  # pytest-xdist's workers ignore SIGINT, and children inherit it
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     labkit = str(Path(sys.executable).parent / "labkit")
     process = subprocess.Popen([labkit, "playground", "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               preexec_fn=as_from_a_terminal)
     try:
         line = process.stdout.readline()
         assert line.startswith("labkit playground: http://127.0.0.1:")
         url = line.split()[2]
         with urllib.request.urlopen(url + "api/options", timeout=30) as answer:
             assert answer.status == 200
-        process.send_signal(signal.SIGINT)
+        process.send_signal(getattr(signal, signame))
         out, err = process.communicate(timeout=30)
     finally:
         process.kill()
