@@ -89,14 +89,15 @@ class PlaygroundSGD(keras.optimizers.SGD):
         index = self._get_variable_index(variable)
         if self.l1[index] is None:
             return super().update_step(gradient, variable, learning_rate)
-        alive = self.alive[index]
+        alive = ops.convert_to_tensor(self.alive[index]) > 0
         rate = ops.cast(learning_rate, variable.dtype)
         old = ops.convert_to_tensor(variable)
         step = rate * self.l1[index] * ops.sign(old)
         new = old - rate * ops.cast(gradient, variable.dtype)  # the gradient includes α·s
-        crossed = ops.logical_and(alive > 0, (new + step) * new < 0)
-        self.assign(variable, ops.where(alive > 0, ops.where(crossed, 0.0, new), old))
-        self.assign(alive, ops.where(crossed, 0.0, alive))
+        crossed = ops.logical_and(alive, (new + step) * new < 0)
+        self.assign(variable, ops.where(alive, ops.where(crossed, 0.0, new), old))
+        still = ops.logical_and(alive, ops.logical_not(crossed))
+        self.assign(self.alive[index], ops.cast(still, old.dtype))
 
 
 @keras.saving.register_keras_serializable(package="labkit")

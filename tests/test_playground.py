@@ -88,6 +88,25 @@ def test_exact_l2_is_the_playgrounds_half_w_squared():
         compare(run, net, epochs=3)
 
 
+@pytest.mark.slow
+def test_exact_mode_matches_the_reference_on_the_jax_backend_too():
+    """The four reference comparisons above, rerun under KERAS_BACKEND=jax (one call per
+    batch there: no tf.function)."""
+    pytest.importorskip("jax")
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+         __file__, "-k", "exact_mode_matches_the_playground or relu_matches or exact_l1 "
+                         "or exact_l2"],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "4 passed" in done.stdout
+
+
 def test_exact_start_values_are_the_playgrounds():
     run = pg.Session(pg.settings({"hidden": [8, 8, 8]}))
     kernels = [w for layer in run.model.layers for w in layer.get_weights()[:1]]
@@ -247,7 +266,8 @@ def test_server_listens_on_localhost_only_and_serves_the_page(server):
     assert status == 200 and "spiral" in menus["datasets"] and menus["defaults"]["exact"]
 
 
-def test_server_session_step_change_export_and_refusals(server):
+def test_server_session_step_change_export_and_refusals(server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # exports are answers for the page to download, not files
     status, state = call(server, "/api/session", {"settings": {"dataset": "xor"}})
     assert status == 200 and state["epoch"] == 0 and state["heatmaps"]["output"]
     sid = state["id"]
@@ -276,6 +296,7 @@ def test_server_session_step_change_export_and_refusals(server):
     assert "labkit.train('playground'" in answer["text"]
     status, answer = call(server, "/api/export", {"id": sid, "format": "pdf"})
     assert status == 400 and "format must be yaml or python" in answer["error"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_server_plays_in_the_background_and_refreshes_heatmaps(server):

@@ -50,6 +50,13 @@ def served():
     server.server_close()
 
 
+def type_into(browser, element_id: str, text: str) -> None:
+    """Set an input's value as typing it and leaving the field would."""
+    browser.execute_script("const box = document.getElementById(arguments[0]);"
+                           "box.value = arguments[1];"
+                           "box.dispatchEvent(new Event('change'));", element_id, text)
+
+
 def wait_for(condition, timeout: float, what: str, step: float = 0.2):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -93,13 +100,43 @@ def test_spiral_with_sin_features_trains_in_the_browser_and_exports_a_config_tha
         seconds, epochs = time.monotonic() - start, epoch()
         after = browser.execute_script("return document.getElementById('output').toDataURL()")
         assert after != before  # the heatmap was redrawn from the trained model
-        ARTIFACTS.mkdir(exist_ok=True)
-        browser.save_screenshot(str(ARTIFACTS / "playground.png"))
         print(f"\nbrowser: {epochs} epochs in {seconds:.1f} s ({epochs / seconds:.0f}/s)")
-
         browser.find_element(By.ID, "exportYaml").click()
         text = wait_for(lambda: browser.find_element(By.ID, "exported").text, 30, "the export")
         page_loss = served.trainer.state()["history"][-1]["test_loss"]
+
+        # Adam with a step schedule, beside the SGD curve it replaces.
+        for control, value in (("optimizer", "adam"), ("learning_rate", "0.03"),
+                               ("schedule", "step"), ("schedule_every", "50")):
+            if control == "schedule_every":
+                type_into(browser, control, value)
+            else:
+                Select(browser.find_element(By.ID, control)).select_by_value(value)
+            wait_for(lambda c=control, v=value: str(getattr(served.trainer.settings, c)) == v,
+                     30, f"{control} {value}")
+        assert epoch() == 0
+        browser.find_element(By.ID, "play").click()
+        wait_for(lambda: epoch() >= epochs, 120, f"{epochs} Adam epochs")
+        browser.find_element(By.ID, "play").click()
+        wait_for(lambda: not served.trainer.playing, 10, "pause")
+        legend = browser.find_element(By.ID, "previousLabel").text
+        assert legend.startswith("previous:") and 'optimizer "sgd"' in legend
+        assert "learning_rate 0.1" in legend and 'schedule "constant"' in legend
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "playground.png"))
+        browser.find_element(By.ID, "exportYaml").click()
+        adam = wait_for(lambda: "adam" in browser.find_element(By.ID, "exported").text
+                        and yaml.safe_load(browser.find_element(By.ID, "exported").text),
+                        30, "the Adam export")
+        assert adam["optimizer"] == "adam" and adam["schedule"] == {
+            "name": "step", "every": 50, "factor": 0.5}
+
+        # A value the server refuses is shown on the page; the session keeps its settings.
+        type_into(browser, "dropout", "5")
+        message = wait_for(lambda: browser.find_element(By.ID, "message").text, 30,
+                           "the refusal")
+        assert "dropout must be a number in [0, 0.9]" in message
+        assert served.trainer.settings.dropout == 0
     finally:
         browser.quit()
     exported = yaml.safe_load(text)
