@@ -66,3 +66,19 @@ def notop_weights(tmp_path_factory):
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, base)
     return path, base
+
+
+@pytest.fixture()
+def server():
+    """A `labkit playground` server on a free port of 127.0.0.1, serving from a thread."""
+    import threading
+
+    from labkit.playground.server import Server
+
+    served = Server(port=0)
+    thread = threading.Thread(target=served.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield served
+    served.shutdown()
+    served.server_close()

@@ -3,6 +3,11 @@ session's settings and exports, and the server's API."""
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.error
+import urllib.request
+
 import numpy as np
 import pytest
 
@@ -222,25 +227,7 @@ def test_early_stopping_holds_out_points_and_restores_the_best_weights():
         assert run._losses()["val_loss"] == pytest.approx(best, rel=1e-5)
 
 
-# -- the server --------------------------------------------------------------------------------
-import json  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
-
-
-@pytest.fixture()
-def server():
-    from labkit.playground.server import Server
-
-    served = Server(port=0)
-    thread = threading.Thread(target=served.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield served
-    served.shutdown()
-    served.server_close()
+# -- the server (the `server` fixture is in conftest.py) ----------------------------------------
 
 
 def call(server, path, body=None, method=None):

@@ -4,7 +4,6 @@ installs it) driven by Selenium. Marked slow; `make test-slow` and CI run it."""
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -37,19 +36,6 @@ def chromium():
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
-@pytest.fixture()
-def served():
-    from labkit.playground.server import Server
-
-    server = Server(port=0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def type_into(browser, element_id: str, text: str) -> None:
     """Set an input's value as typing it and leaving the field would."""
     browser.execute_script("const box = document.getElementById(arguments[0]);"
@@ -68,7 +54,7 @@ def wait_for(condition, timeout: float, what: str, step: float = 0.2):
 
 
 def test_spiral_with_sin_features_trains_in_the_browser_and_exports_a_config_that_trains(
-        served, tmp_path):
+        server, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -77,17 +63,17 @@ def test_spiral_with_sin_features_trains_in_the_browser_and_exports_a_config_tha
 
     browser = chromium()
     try:
-        browser.get(served.url)
+        browser.get(server.url)
         epoch = lambda: int(browser.find_element(By.ID, "epoch").text)  # noqa: E731
         wait_for(lambda: browser.execute_script("return sessionId !== ''"), 60, "the session")
         Select(browser.find_element(By.ID, "dataset")).select_by_value("spiral")
-        wait_for(lambda: served.trainer.settings.dataset == "spiral", 30, "spiral")
+        wait_for(lambda: server.trainer.settings.dataset == "spiral", 30, "spiral")
         for feature in ("sin(x1)", "sin(x2)"):
             box = browser.find_element(By.CSS_SELECTOR, f"#features input[value='{feature}']")
             box.click()
-            wait_for(lambda f=feature: f in served.trainer.settings.features, 30, feature)
+            wait_for(lambda f=feature: f in server.trainer.settings.features, 30, feature)
         Select(browser.find_element(By.ID, "learning_rate")).select_by_value("0.1")
-        wait_for(lambda: served.trainer.settings.learning_rate == 0.1, 30, "learning rate")
+        wait_for(lambda: server.trainer.settings.learning_rate == 0.1, 30, "learning rate")
         before = browser.execute_script("return document.getElementById('output').toDataURL()")
         assert epoch() == 0
         browser.find_element(By.ID, "play").click()
@@ -96,14 +82,14 @@ def test_spiral_with_sin_features_trains_in_the_browser_and_exports_a_config_tha
                  and float(browser.find_element(By.ID, "testLoss").text) < TEST_LOSS,
                  240, f"test loss below {TEST_LOSS}")
         browser.find_element(By.ID, "play").click()  # pause
-        wait_for(lambda: not served.trainer.playing, 10, "pause")
+        wait_for(lambda: not server.trainer.playing, 10, "pause")
         seconds, epochs = time.monotonic() - start, epoch()
         after = browser.execute_script("return document.getElementById('output').toDataURL()")
         assert after != before  # the heatmap was redrawn from the trained model
         print(f"\nbrowser: {epochs} epochs in {seconds:.1f} s ({epochs / seconds:.0f}/s)")
         browser.find_element(By.ID, "exportYaml").click()
         text = wait_for(lambda: browser.find_element(By.ID, "exported").text, 30, "the export")
-        page_loss = served.trainer.state()["history"][-1]["test_loss"]
+        page_loss = server.trainer.state()["history"][-1]["test_loss"]
 
         # Adam with a step schedule, beside the SGD curve it replaces.
         for control, value in (("optimizer", "adam"), ("learning_rate", "0.03"),
@@ -112,13 +98,13 @@ def test_spiral_with_sin_features_trains_in_the_browser_and_exports_a_config_tha
                 type_into(browser, control, value)
             else:
                 Select(browser.find_element(By.ID, control)).select_by_value(value)
-            wait_for(lambda c=control, v=value: str(getattr(served.trainer.settings, c)) == v,
+            wait_for(lambda c=control, v=value: str(getattr(server.trainer.settings, c)) == v,
                      30, f"{control} {value}")
         assert epoch() == 0
         browser.find_element(By.ID, "play").click()
         wait_for(lambda: epoch() >= epochs, 120, f"{epochs} Adam epochs")
         browser.find_element(By.ID, "play").click()
-        wait_for(lambda: not served.trainer.playing, 10, "pause")
+        wait_for(lambda: not server.trainer.playing, 10, "pause")
         legend = browser.find_element(By.ID, "previousLabel").text
         assert legend.startswith("previous:") and 'optimizer "sgd"' in legend
         assert "learning_rate 0.1" in legend and 'schedule "constant"' in legend
@@ -136,7 +122,7 @@ def test_spiral_with_sin_features_trains_in_the_browser_and_exports_a_config_tha
         message = wait_for(lambda: browser.find_element(By.ID, "message").text, 30,
                            "the refusal")
         assert "dropout must be a number in [0, 0.9]" in message
-        assert served.trainer.settings.dropout == 0
+        assert server.trainer.settings.dropout == 0
     finally:
         browser.quit()
     exported = yaml.safe_load(text)
