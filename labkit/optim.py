@@ -27,8 +27,7 @@ class Optimizer:
 
 # Defaults are Keras's, except momentum's α = 0.9, the lecture's usual choice.
 OPTIMIZERS = {
-    # Keras's SGD, plus the Playground's L1 rule for the playground recipe's exact mode.
-    "sgd": Optimizer("PlaygroundSGD", 0.01),
+    "sgd": Optimizer("SGD", 0.01),
     "momentum": Optimizer("SGD", 0.01, {"momentum": 0.9}),  # v ← αv − εĝ, θ ← θ + v
     "nesterov": Optimizer("SGD", 0.01, {"momentum": 0.9}, {"nesterov": True}),
     "rmsprop": Optimizer("RMSprop", 0.001, {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-7}),
@@ -78,13 +77,17 @@ def default_learning_rate(name: str) -> float:
 
 
 def make(name: str, learning_rate: float | None = None, params: dict[str, Any] | None = None,
-         schedule: dict[str, Any] | None = None, steps_per_epoch: int = 1):
+         schedule: dict[str, Any] | None = None, steps_per_epoch: int = 1, model=None):
     """A fresh Keras optimizer ``name`` at ``learning_rate`` (its default when None).
 
     Args:
         params: optimizer hyperparameters and clipping; None values keep Keras's defaults.
         schedule: a resolved schedule (:func:`resolve_schedule`); None is constant.
         steps_per_epoch: converts the schedule's epochs into optimizer steps.
+        model: the model it will train; ``sgd`` for a model with the Playground's L1 weights
+            (the playground recipe's exact mode) is ``recipes._layers.PlaygroundSGD``, which
+            kills weights the L1 step carries across 0. Every other case is Keras's own class,
+            so a saved model reloads with plain Keras.
     """
     import keras
 
@@ -93,11 +96,18 @@ def make(name: str, learning_rate: float | None = None, params: dict[str, Any] |
     row = OPTIMIZERS[name]
     initial = learning_rate or row.learning_rate
     kwargs = {**row.params, **row.fixed, **params}
-    from recipes import _layers
-
-    cls = getattr(keras.optimizers, row.keras_class, None) or getattr(_layers, row.keras_class)
+    cls = getattr(keras.optimizers, row.keras_class)
+    if name == "sgd" and model is not None and has_pruned_weights(model):
+        from recipes._layers import PlaygroundSGD as cls
     return cls(
         learning_rate=learning_rate_schedule(initial, schedule, steps_per_epoch), **kwargs)
+
+
+def has_pruned_weights(model) -> bool:
+    """Whether any of ``model``'s weights carries a regularizer that prunes at zero (the
+    Playground's L1, ``recipes._layers.PlaygroundL1``)."""
+    return any(getattr(getattr(v, "regularizer", None), "prunes", False)
+               for v in model.trainable_variables)
 
 
 def resolve_schedule(value: str | dict | None, epochs: int | None = None) -> dict[str, Any]:

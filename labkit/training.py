@@ -358,7 +358,7 @@ def compile_model(model, config: TrainConfig, task: str = "classification",
     """Compile for ``task`` with the config's optimizer, hyperparameters, clipping and schedule
     (at ``learning_rate`` instead of the config's when given)."""
     optimizer = optim.make(config.optimizer, learning_rate or config.learning_rate,
-                           config.optimizer_params, config.schedule, steps_per_epoch)
+                           config.optimizer_params, config.schedule, steps_per_epoch, model)
     tasks.compile_for(model, optimizer, task, recipe_loss(config, task))
 
 

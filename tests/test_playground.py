@@ -355,3 +355,23 @@ def test_cli_playground_prints_the_url_and_stops_cleanly_on_ctrl_c(signame):
         process.kill()
     assert process.returncode == 0 and "stopped" in out
     assert "Traceback" not in err
+
+
+def test_sgd_is_keras_own_unless_the_model_has_the_playgrounds_l1():
+    import keras
+
+    from labkit import optim
+    from recipes import playground
+    from recipes._layers import PlaygroundSGD
+
+    plain = playground.build((2,), 2, regularization="l1", regularization_rate=0.01)
+    exact = playground.build((2,), 2, "binary", exact=True, regularization="l1",
+                             regularization_rate=0.01)
+    exact_l2 = playground.build((2,), 2, "binary", exact=True, regularization="l2",
+                                regularization_rate=0.01)
+    # Keras's own class, so a saved sgd run reloads with plain keras.models.load_model.
+    assert type(optim.make("sgd", 0.1, model=plain)) is keras.optimizers.SGD
+    assert type(optim.make("sgd", 0.1, model=exact_l2)) is keras.optimizers.SGD
+    assert type(optim.make("sgd", 0.1)) is keras.optimizers.SGD
+    assert isinstance(optim.make("sgd", 0.1, model=exact), PlaygroundSGD)
+    assert type(optim.make("adam", 0.1, model=exact)) is keras.optimizers.Adam

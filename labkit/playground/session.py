@@ -188,7 +188,7 @@ class Session:
         steps = math.ceil(len(self.train[0]) / chosen.batch_size)
         optimizer = optim.make(chosen.optimizer, chosen.learning_rate,
                                optimizer_params(chosen), optim.resolve_schedule(
-                                   schedule(chosen)), steps)
+                                   schedule(chosen)), steps, self.model)
         self.model.compile(optimizer=optimizer, loss=self.loss)  # no metrics: the page's losses
         optimizer.build(self.model.trainable_variables)
         self.rng = np.random.default_rng(chosen.seed)
