@@ -128,3 +128,22 @@ def test_runs_lists_one_row_per_run(cli, digits_run):
     assert row.split()[1:8] == ["cnn", "digits", "3",
                                 f"{digits_run.metrics['best_val_accuracy']:.4f}",
                                 f"{seconds:.0f}", "s", "completed"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_model_files_load_with_plain_keras_without_labkit(tmp_path, optimizer):
+    """The README's promise: model.keras, last.keras and best.keras load with
+    keras.models.load_model in a Python that never imported labkit (no custom classes)."""
+    from helpers import fit
+
+    run = fit(tmp_path, optimizer=optimizer, epochs=1)
+    script = ("import sys, keras\n"
+              "for path in sys.argv[1:]:\n"
+              "    model = keras.models.load_model(path)\n"
+              "    print(type(model.optimizer).__module__.split('.')[0], path)\n"
+              "assert 'labkit' not in sys.modules and 'recipes' not in sys.modules\n")
+    paths = [str(run.file(name)) for name in (runs.MODEL, "last.keras", "best.keras")]
+    done = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True,
+                          text=True, timeout=300, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("keras ") == 3
