@@ -117,6 +117,13 @@ def test_spiral_with_sin_features_trains_in_the_browser_and_exports_a_config_tha
         assert adam["optimizer"] == "adam" and adam["schedule"] == {
             "name": "step", "every": 50, "factor": 0.5}
 
+        # The problem type switches to the regression sets.
+        Select(browser.find_element(By.ID, "problem")).select_by_value("regression")
+        wait_for(lambda: server.trainer.settings.dataset == "plane", 30, "plane")
+        menu = [o.get_attribute("value") for o in
+                Select(browser.find_element(By.ID, "dataset")).options]
+        assert menu == ["plane", "multi-gauss"]
+
         # A value the server refuses is shown on the page; the session keeps its settings.
         type_into(browser, "dropout", "5")
         message = wait_for(lambda: browser.find_element(By.ID, "message").text, 30,
