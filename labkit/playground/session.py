@@ -166,8 +166,6 @@ class Session:
 
         from labkit import registry
 
-        KERAS_LOSSES = {"classification": keras.losses.SparseCategoricalCrossentropy,
-                        "regression": keras.losses.MeanSquaredError}  # labkit.tasks' losses
         self.settings = chosen
         x, y = playground_sets.generate(chosen.dataset, noise=chosen.noise / 100,
                                         seed=chosen.seed)
@@ -184,7 +182,7 @@ class Session:
         self.model = registry.build_checked("playground", (2,), 2 if chosen.task != "regression"
                                             else 1, hparams, chosen.task)
         self.loss = (registry.get_recipe("playground").loss(hparams, chosen.task)
-                     or KERAS_LOSSES[chosen.task]())
+                     or _task_loss(chosen.task))
         steps = math.ceil(len(self.train[0]) / chosen.batch_size)
         optimizer = optim.make(chosen.optimizer, chosen.learning_rate,
                                optimizer_params(chosen), optim.resolve_schedule(
@@ -214,16 +212,13 @@ class Session:
             order = self.rng.permutation(n)
             return [order[i:i + size] for i in range(0, n, size)]
         order = np.concatenate([self.carry, np.arange(n)])
-        full = (len(order) // size) * size if len(self.carry) == 0 else None
-        if full is None:  # the carried points join the epoch's first `size` points
-            first = len(self.carry) + size
-            groups = [order[:first]] + [order[i:i + size]
-                                        for i in range(first, len(order) - size + 1, size)]
-        else:
-            groups = [order[i:i + size] for i in range(0, full, size)]
-        used = sum(len(g) for g in groups)
-        self.carry = order[used:]
-        return groups
+        first = len(self.carry) + size  # the carried points join the epoch's first update
+        if len(order) < first:
+            self.carry = order
+            return []
+        ends = range(first, len(order) + 1, size)
+        self.carry = order[ends[-1]:]
+        return [order[:first]] + [order[end - size:end] for end in ends[1:]]
 
     def train_epoch(self) -> dict[str, float]:
         """One epoch of updates; returns (and records) the losses after it."""
@@ -315,6 +310,14 @@ def unpacked(text: str) -> np.ndarray:
     values = np.frombuffer(base64.b64decode(text), dtype="int8") / 127.0
     side = int(round(len(values) ** 0.5))
     return values.reshape(side, side)
+
+
+def _task_loss(task: str):
+    """Keras's loss for ``task`` outside exact mode, as :mod:`labkit.tasks` names it."""
+    import keras
+
+    return {"classification": keras.losses.SparseCategoricalCrossentropy,
+            "regression": keras.losses.MeanSquaredError}[task]()
 
 
 def recipe_hparams(chosen: Settings) -> dict[str, Any]:
