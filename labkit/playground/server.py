@@ -102,42 +102,40 @@ class Trainer:
 
     # -- the trainer thread -----------------------------------------------------------------
     def _run(self) -> None:
+        """Wait for a command while paused; while playing, train an epoch at a time between
+        commands, publishing losses after each epoch and heatmaps every HEATMAP_EVERY s."""
         last_heatmap = 0.0
         while True:
             try:
-                command = self.commands.get(timeout=None if not self._should_train() else 0)
+                command = self.commands.get(block=not self._should_train())
             except queue.Empty:
                 command = None
             if command is not None:
                 action, argument, done, errors = command
-                if action == "quit":
-                    done.set()
-                    return
                 try:
+                    if action == "quit":
+                        return
                     self._do(action, argument)
                     if self.session is not None:
                         self._publish(heatmaps=True)
-                except Exception as err:  # reported to the request that asked
+                        last_heatmap = time.monotonic()
+                except Exception as err:  # noqa: BLE001 — raised again in the asking request
                     errors.append(err)
-                done.set()
-                last_heatmap = time.monotonic()
-                command = None
-            if self._should_train():
-                if time.monotonic() - self.last_seen > IDLE_SECONDS:
-                    with self.lock:
-                        self.playing = False
-                    continue
-                try:
-                    self.session.train_epoch()
-                except Exception as err:  # noqa: BLE001 — shown on the page, not lost in a thread
-                    self.session.stopped = f"training failed: {err}"
+                finally:
+                    done.set()
+                continue
+            if time.monotonic() - self.last_seen > IDLE_SECONDS:  # the page went away
+                with self.lock:
+                    self.playing = False
+                continue
+            try:
+                self.session.train_epoch()
+            except Exception as err:  # noqa: BLE001 — shown on the page, not lost in a thread
+                self.session.stopped = f"training failed: {err}"
             now = time.monotonic()
-            if self.session is not None and (command is not None
-                                             or now - last_heatmap >= HEATMAP_EVERY):
-                self._publish(heatmaps=True)
-                last_heatmap = now
-            elif self.session is not None:
-                self._publish(heatmaps=False)
+            refresh = now - last_heatmap >= HEATMAP_EVERY
+            self._publish(heatmaps=refresh)
+            last_heatmap = now if refresh else last_heatmap
 
     def _should_train(self) -> bool:
         return self.playing and self.session is not None and not self.session.stopped
