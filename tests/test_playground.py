@@ -251,6 +251,13 @@ def test_server_listens_on_localhost_only_and_serves_the_page(server):
     assert "http://" not in html and "https://" not in html  # nothing from the network
     status, menus = call(server, "/api/options")
     assert status == 200 and "spiral" in menus["datasets"] and menus["defaults"]["exact"]
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+    connection.request("GET", "/api/options", headers={"Host": "evil.example:8765"})
+    answer = connection.getresponse()
+    assert answer.status == 403 and b"127.0.0.1 only" in answer.read()
+    connection.close()
 
 
 def test_server_session_step_change_export_and_refusals(server, tmp_path, monkeypatch):

@@ -208,6 +208,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if not self._local_host():
+            return
         url = urlparse(self.path)
         if url.path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
@@ -230,6 +232,8 @@ class Handler(BaseHTTPRequestHandler):
             self._error(f"Not found: {url.path}", HTTPStatus.NOT_FOUND)
 
     def do_POST(self) -> None:
+        if not self._local_host():
+            return
         path = urlparse(self.path).path
         body = self._body()
         if body is None:
@@ -263,6 +267,15 @@ class Handler(BaseHTTPRequestHandler):
             self._error(str(err))
 
     # -- helpers ----------------------------------------------------------------------------
+    def _local_host(self) -> bool:
+        """Refuse requests addressed to another host name (a web page rebinding its own name
+        to 127.0.0.1 to reach this server); the page itself uses 127.0.0.1 or localhost."""
+        port = self.server.server_address[1]
+        if self.headers.get("Host") in (f"{HOST}:{port}", f"localhost:{port}"):
+            return True
+        self._error("This server answers pages on 127.0.0.1 only.", HTTPStatus.FORBIDDEN)
+        return False
+
     def _owns(self, session_id: str) -> bool:
         current = self.server.trainer.id
         if not session_id or session_id != current:
