@@ -5,8 +5,10 @@ weights file). ``labkit`` is on the PATH as after ``source .venv/bin/activate``,
 ``$LABKIT_MAX_EPOCHS`` cuts long trainings short (never the command itself); a command whose
 comment states a test accuracy (``# ~0.97 test accuracy``) trains in full and must reach it. A
 command fails the test when it errors (or, where the README says it fails, when it does not fail
-that way) or when an outcome it states (an accuracy, a file, a message) does not show. The few
-commands that cannot run inside the suite are listed in ``NOT_HERE`` with the reason."""
+that way) or when an outcome it states (an accuracy, a file, a message) does not show. A command
+that serves until Ctrl-C (``SERVES``) is started, asked for the page at the URL it prints, and
+stopped with SIGINT. The few commands that cannot run inside the suite are listed in
+``NOT_HERE`` with the reason."""
 
 from __future__ import annotations
 
@@ -37,10 +39,10 @@ NOT_HERE = {
     "bash bench/gpu.sh": "needs an NVIDIA GPU (docs: Speed and scale)",
     "make pictures": "rewrites docs/pictures/ in the checkout; run by hand when they change",
     "make labs-check": "every full lab for 3 seeds: about 40 min (docs/labs.md has its table)",
-    "labkit playground": "serves the page until Ctrl-C; tests/test_playground.py drives its API "
-                         "and test_playground_browser.py the page in headless Chromium",
-    "make playground": "the same page server, until Ctrl-C",
 }
+
+# Commands that serve until Ctrl-C: started, asked for their page, then sent SIGINT.
+SERVES = ("labkit playground", "make playground")
 
 # What a command (by its start) must show: ("out", regex on its output), ("file", path made),
 # ("fails", regex of the one Error line it must end with), ("metric", file, key, minimum).
@@ -181,6 +183,49 @@ def _check(command: str, result, work: Path) -> list[str]:
     return problems
 
 
+def _serve_and_stop(command: str, work: Path) -> list[str]:
+    """Run a serving command as a reader would: wait for the URL it prints, fetch the page,
+    press Ctrl-C (SIGINT to its process group); it must stop cleanly. ``BROWSER=true`` makes
+    ``--open`` harmless."""
+    import signal
+    import time
+    import urllib.request
+
+    def as_from_a_terminal():  # pytest-xdist's workers ignore SIGINT; children inherit it
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    process = subprocess.Popen(["bash", "-c", command], cwd=work, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**_environment(True), "BROWSER": "true",
+                                    "PYTHONUNBUFFERED": "1"},
+                               start_new_session=True, preexec_fn=as_from_a_terminal)
+    problems, lines, found, end = [], [], None, time.monotonic() + 120
+    try:
+        while found is None and time.monotonic() < end:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        if found is None:
+            problems.append("printed no URL")
+        else:
+            with urllib.request.urlopen(found.group(0), timeout=60) as page:
+                if b"<title>labkit playground</title>" not in page.read():
+                    problems.append("the URL it printed does not serve the page")
+        os.killpg(process.pid, signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = "".join(lines) + (rest or "")
+    if "stopped" not in output or "Traceback" in output:
+        problems.append(f"did not stop cleanly on Ctrl-C:\n{output[-2000:]}")
+    if command.startswith("labkit") and process.returncode != 0:
+        problems.append(f"exit {process.returncode} after Ctrl-C")
+    return problems
+
+
 def _run_python(text: str, work: Path) -> subprocess.CompletedProcess:
     """A Python block, run where a reader would: an export's snippet inside that export's
     folder with ``x`` the run's kept raw examples, any other in the scratch folder."""
@@ -214,8 +259,13 @@ def test_every_example_runs_as_written(scratch, doc):
         for command in shell_lines(text):
             if _matching(NOT_HERE, command):
                 continue
+            serves = command.startswith(SERVES)
             if command.startswith("make "):
                 command = f"make -C {ROOT} {command[5:]}"
+            if serves:
+                ran += 1
+                problems += [f"{command}\n  {p}" for p in _serve_and_stop(command, scratch)]
+                continue
             result = subprocess.run(["bash", "-c", command], cwd=scratch, capture_output=True,
                                     text=True, timeout=1200,
                                     env=_environment(not STATED.search(command)))
