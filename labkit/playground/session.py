@@ -384,10 +384,17 @@ def config_yaml(chosen: Settings, epochs: int) -> str:
 
 def python_code(chosen: Settings, epochs: int) -> str:
     """A few lines of Python that train the same model with ``labkit.train``."""
+    import pprint
+
     options = config(chosen, epochs)
     recipe = options.pop("recipe")
+    indent = " " * len("run = labkit.train(")
     lines = ["import labkit", "", f"run = labkit.train({recipe!r},"]
-    lines += [f"                   {key}={value!r}," for key, value in options.items()]
+    for key, value in options.items():
+        text = pprint.pformat(value, width=96 - len(indent) - len(key), sort_dicts=False,
+                              compact=True)
+        text = text.replace("\n", "\n" + " " * (len(indent) + len(key) + 1))
+        lines.append(f"{indent}{key}={text},")
     lines[-1] = lines[-1].rstrip(",") + ")"
     lines += ["print(run.path, run.metrics)"]
     return "\n".join(lines) + "\n"
