@@ -68,31 +68,42 @@ def curves(history: pd.DataFrame, path: str | Path, title: str | None = None) ->
     save(curves_figure(history, title), path)
 
 
-def boundary_grid(model, limit: float = GRID_LIMIT, size: int = GRID_SIZE):
-    """The model's output over a grid, as the Playground shows it: 2·P(blue) − 1 in [−1, 1]
-    (P(blue) is the second softmax unit, or the one sigmoid unit of a binary head)."""
+def playground_output(predictions, task: str = "classification"):
+    """A 2-D model's predictions ``(n, units)`` as the Playground shows its output: 2·P(blue) − 1
+    in [−1, 1] for classes (P(blue) is the second softmax unit, or the one unit of a binary or
+    exact head), the value itself for regression."""
+    predictions = np.asarray(predictions)
+    return predictions[:, 0] if task == "regression" else 2 * predictions[:, -1] - 1
+
+
+def boundary_grid(model, task: str = "classification", limit: float = GRID_LIMIT,
+                  size: int = GRID_SIZE):
+    """The model's output over a grid, as :func:`playground_output` shows it."""
     axis = np.linspace(-limit, limit, size, dtype="float32")
     xx, yy = np.meshgrid(axis, axis)
     points = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    probabilities = model.predict(points, batch_size=4096, verbose=0)
-    return xx, yy, (2 * probabilities[:, -1] - 1).reshape(xx.shape)
+    predictions = model.predict(points, batch_size=4096, verbose=0)
+    return xx, yy, playground_output(predictions, task).reshape(xx.shape)
 
 
 def decision_boundary(model, loaded, path: str | Path) -> None:
     """Output over [−6, 6]², orange (−1) → white → blue (+1), with training (white edges) and
-    test (black edges) points, written to ``path``."""
+    test (black edges) points coloured by label (or target, for regression), written to
+    ``path``."""
     cmap = playground_colormap()
-    xx, yy, output = boundary_grid(model)
+    regression = loaded.spec.task == "regression"
+    xx, yy, output = boundary_grid(model, loaded.spec.task)
     fig, axes = figure(size=(4.6, 4.2))
     ax = axes[0, 0]
     mesh = ax.contourf(xx, yy, output, levels=np.linspace(-1, 1, 21), cmap=cmap, extend="both")
     for (x, y), edge in ((loaded.train, "white"), (loaded.test, "black")):
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap=cmap, vmin=0, vmax=1, s=14, linewidths=0.6,
-                   edgecolors=edge)
+        ax.scatter(x[:, 0], x[:, 1], c=np.ravel(y), cmap=cmap, vmin=-1 if regression else 0,
+                   vmax=1, s=14, linewidths=0.6, edgecolors=edge)
     ax.set(xlim=(-GRID_LIMIT, GRID_LIMIT), ylim=(-GRID_LIMIT, GRID_LIMIT), aspect="equal",
            xlabel="x1", ylabel="x2", title=f"{loaded.spec.name} (edges: white train, black test)")
     bar = fig.colorbar(mesh, ax=ax, ticks=[-1, 0, 1])
-    bar.set_label("network output: 2·P(blue) − 1  (−1 orange, +1 blue)")
+    bar.set_label("network output" if regression else
+                  "network output: 2·P(blue) − 1  (−1 orange, +1 blue)")
     save(fig, path)
 
 

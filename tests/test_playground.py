@@ -209,7 +209,7 @@ def test_heatmaps_are_packed_grids_in_the_playground_units():
     assert output.shape == (pg.GRID, pg.GRID) and np.abs(output).max() <= 1
     assert [len(layer) for layer in maps["neurons"]] == [3, 2]
     assert pg.unpacked(maps["neurons"][0][0]).shape == (pg.NEURON_GRID, pg.NEURON_GRID)
-    expected = run.output_value(run.model.predict(pg._grid(pg.GRID), verbose=0))
+    expected = 2 * run.model.predict(pg._grid(pg.GRID), verbose=0)[:, 0] - 1  # the exact head
     np.testing.assert_allclose(output.ravel(), np.clip(expected, -1, 1), atol=1 / 127)
 
 
@@ -382,3 +382,17 @@ def test_sgd_is_keras_own_unless_the_model_has_the_playgrounds_l1():
     assert type(optim.make("sgd", 0.1)) is keras.optimizers.SGD
     assert isinstance(optim.make("sgd", 0.1, model=exact), PlaygroundSGD)
     assert type(optim.make("adam", 0.1, model=exact)) is keras.optimizers.Adam
+
+
+def test_playground_output_and_the_regression_boundary_plot(tmp_path):
+    from labkit import data, plots
+    from recipes import playground
+
+    softmax = np.array([[0.9, 0.1], [0.2, 0.8]])
+    np.testing.assert_allclose(plots.playground_output(softmax), [-0.8, 0.6])
+    np.testing.assert_allclose(plots.playground_output(np.array([[0.75]]), "binary"), [0.5])
+    np.testing.assert_allclose(plots.playground_output(np.array([[-0.3]]), "regression"), [-0.3])
+    loaded = data.load("plane", validation_split=0.0)
+    model = playground.build((2,), 1, "regression", hidden=[2])
+    plots.decision_boundary(model, loaded, tmp_path / "boundary.png")
+    assert (tmp_path / "boundary.png").stat().st_size > 10_000

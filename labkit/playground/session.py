@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit import optim
+from labkit import optim, plots
 from labkit._lazy import lazy_import
 from labkit.data import playground_sets
 from labkit.errors import LabkitError
@@ -36,9 +36,8 @@ INITIALIZERS = ("playground", "glorot_uniform", "he_normal", "random_normal")
 # The Playground's menus; the server accepts any value in the same range.
 LEARNING_RATES = (0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10)
 REGULARIZATION_RATES = (0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10)
-GRID = 100  # the output heatmap: GRID × GRID points on [−6, 6]²
+GRID, DOMAIN = plots.GRID_SIZE, plots.GRID_LIMIT  # the output heatmap: 100 × 100 on [−6, 6]²
 NEURON_GRID = 20  # each neuron's small heatmap
-DOMAIN = 6.0
 # The lecture topic, and its lab, behind each control (labkit lab run NAME).
 LABS = {"learning_rate": "learning-rate", "optimizer": "adaptive-optimizers",
         "momentum": "momentum", "schedule": "lr-schedule", "regularization": "weight-decay",
@@ -268,19 +267,11 @@ class Session:
         the Playground's −1 (orange) … +1 (blue) units for classification, and each hidden
         neuron's output on a NEURON_GRID grid, each as :func:`packed` bytes."""
         outputs = [np.asarray(o) for o in self._probe(_grid(GRID))]
-        output = self.output_value(outputs[-1]).reshape(GRID, GRID)
+        output = plots.playground_output(outputs[-1], self.settings.task).reshape(GRID, GRID)
         step = GRID // NEURON_GRID
         neurons = [[packed(layer[:, k].reshape(GRID, GRID)[::step, ::step])
                     for k in range(layer.shape[1])] for layer in outputs[:-1]]
         return {"output": packed(output), "neurons": neurons}
-
-    def output_value(self, predictions: np.ndarray) -> np.ndarray:
-        """The model's predictions as the Playground shows them: 2·P(blue) − 1 for a class
-        (P from the softmax or the exact head), the value itself for regression."""
-        if self.settings.task == "regression":
-            return predictions[:, 0]
-        blue = predictions[:, 1] if predictions.shape[1] == 2 else predictions[:, 0]
-        return 2 * blue - 1
 
     def points(self) -> dict[str, list]:
         """Training, test (and held-out validation) points with their labels (±1 or values)."""
