@@ -33,6 +33,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from labkit.data import playground_sets
 from labkit.errors import LabkitError
 from labkit.playground import session as pg
 
@@ -88,7 +89,6 @@ class Trainer:
                    "stopped": snap.get("stopped", ""), "version": snap["version"],
                    "history": [row for row in snap["history"] if row["epoch"] >= since],
                    "settings": dataclasses.asdict(self.settings)}
-            out["settings"].pop("extra", None)
             if snap["version"] != have:
                 out.update(heatmaps=snap.get("heatmaps"), points=snap.get("points"))
         return out
@@ -184,8 +184,7 @@ class Trainer:
 def options() -> dict[str, Any]:
     """What the page's menus offer, the defaults, and the lab behind each control."""
     defaults = dataclasses.asdict(pg.Settings())
-    defaults.pop("extra")
-    return {"datasets": pg.DATASETS, "regression": list(pg.playground_sets.REGRESSION),
+    return {"datasets": pg.DATASETS, "regression": list(playground_sets.REGRESSION),
             "features": pg.FEATURES, "activations": pg.ACTIVATIONS,
             "regularizations": pg.REGULARIZATIONS, "optimizers": pg.OPTIMIZERS,
             "schedules": pg.SCHEDULES, "initializers": pg.INITIALIZERS,

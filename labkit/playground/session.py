@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from labkit import optim, plots
@@ -70,7 +70,6 @@ class Settings:
     initializer: str = "playground"  # U(−0.5, 0.5) weights, biases 0.1
     early_stopping: int = 0  # patience in epochs; 0: off (on: 20 % of training held out)
     seed: int = 0  # the data and the start weights
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def task(self) -> str:
@@ -91,7 +90,7 @@ def settings(raw: dict[str, Any] | None = None, base: Settings | None = None) ->
         LabkitError: naming the first unknown setting or value out of range.
     """
     base = base or Settings()
-    known = [f.name for f in dataclasses.fields(Settings) if f.name != "extra"]
+    known = [f.name for f in dataclasses.fields(Settings)]
     raw = dict(raw or {})
     if unknown := sorted(set(raw) - set(known)):
         raise LabkitError(f"Unknown setting(s): {', '.join(unknown)}. Known: {', '.join(known)}.")
