@@ -55,7 +55,6 @@ class Trainer:
         self.commands: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
         self.id = ""
-        self.settings = pg.Settings()
         self.playing = False
         self.last_seen = time.monotonic()
         self.snapshot: dict[str, Any] = {"epoch": 0, "history": [], "version": 0}
@@ -92,6 +91,12 @@ class Trainer:
             if snap["version"] != have:
                 out.update(heatmaps=snap.get("heatmaps"), points=snap.get("points"))
         return out
+
+    @property
+    def settings(self) -> pg.Settings:
+        """The session's settings (the Playground's defaults before the first page)."""
+        session = self.session
+        return session.settings if session is not None else pg.Settings()
 
     def seen(self) -> None:
         self.last_seen = time.monotonic()
@@ -145,7 +150,7 @@ class Trainer:
             chosen = argument if argument is not None else self.settings
             fresh = pg.Session(chosen)  # may raise: the old session stays
             with self.lock:
-                self.session, self.settings, self.playing = fresh, chosen, False
+                self.session, self.playing = fresh, False
             self._publish(heatmaps=True, points=True)
         elif self.session is None:
             raise LabkitError("No session: open the page first.")
