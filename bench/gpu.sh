@@ -13,6 +13,8 @@ shift $(( $# < 2 ? $# : 2 ))
 BACKENDS=${*:-tensorflow jax torch}
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
+# labkit found on PYTHONPATH rather than installed has no entry points: name the recipes.
+export LABKIT_RECIPES=${LABKIT_RECIPES:-recipes}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
 for backend in $BACKENDS; do
   if ! $PY -c "import $backend" 2>/dev/null; then

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from typing import TYPE_CHECKING, Any
-
-__version__ = "0.1.0"
 
 # TensorFlow's C++ logging past start-up (the CLI silences start-up itself: labkit._startup).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from labkit.registry import build, get_recipe, list_recipes  # noqa: E402
+from labkit.version import __version__  # noqa: E402
 
 if TYPE_CHECKING:
     from labkit.runs import Run
@@ -46,13 +46,17 @@ def __getattr__(name: str):
 
 
 def train(recipe: str | None = None, *, config: str | os.PathLike | None = None, echo=print,
-          **options: Any) -> Run:
+          stop: threading.Event | None = None, **options: Any) -> Run:
     """Train ``recipe`` as ``labkit train`` does and return its run directory.
 
     Args:
         recipe: a recipe name (see :func:`list_recipes`); may come from ``config`` instead.
         config: a JSON or YAML config file (a run's config.json reruns it); ``options`` override.
         echo: where the run's messages go (``print``; ``lambda _: None`` for silence).
+        stop: a ``threading.Event``; setting it (from another thread, a timer, a button's
+            callback) stops training at the next epoch boundary, the finished epochs saved.
+            Ctrl-C (a notebook's interrupt) stops it too; the process's own Ctrl-C handling
+            is back once ``train`` returns (see :mod:`labkit.interrupts`).
         **options: training options by their ``labkit train`` names (``dataset``, ``epochs``,
             ``optimizer``, ``learning_rate``, ``schedule``, …, ``hparams``, ``data_options``) and
             recipe hyperparameters by name (``filters=[16, 32]``).
@@ -62,15 +66,18 @@ def train(recipe: str | None = None, *, config: str | os.PathLike | None = None,
 
     Raises:
         labkit.errors.LabkitError: a bad option, before anything is written.
-        labkit.training.Interrupted: on Ctrl-C, after saving what finished.
+        labkit.training.Interrupted: on Ctrl-C or ``stop``, after saving what finished; its
+            ``run`` continues with ``labkit.training.resume(err.run.path)``.
     """
     from labkit._startup import import_tensorflow
+    from labkit.interrupts import stop_on_signals
 
     resolved = _config(recipe, config, options)
     import_tensorflow()  # quietly, as the CLI does
     from labkit import training
 
-    return training.train(resolved, echo)
+    with stop_on_signals(stop) as stop:
+        return training.train(resolved, echo, stop)
 
 
 def _config(recipe, config, options: dict[str, Any], ignore: tuple[str, ...] = ()):
@@ -93,7 +100,7 @@ def sweep(recipe: str | None = None, *, grid: dict | None = None, ranges: dict |
           choices: dict | None = None, random: int | None = None,
           max_trials: int | None = None, max_time: float | None = None,
           resume: str | os.PathLike | None = None, config: str | os.PathLike | None = None,
-          echo=print, **options: Any):
+          echo=print, stop: threading.Event | None = None, **options: Any):
     """Run a hyperparameter sweep as ``labkit sweep`` does; returns its results (a pandas
     DataFrame, best trial first; the sweep folder is ``frame.attrs["sweep"]``).
 
@@ -106,14 +113,17 @@ def sweep(recipe: str | None = None, *, grid: dict | None = None, ranges: dict |
         labkit.sweep(resume="runs/lr-dropout")
 
     ``options`` are ``labkit.train``'s (``name`` names the sweep folder); ``max_time`` is in
-    seconds. See :mod:`labkit.sweeps`.
+    seconds; ``stop`` as for :func:`train` (the running trial stops, the sweep resumes later).
+    See :mod:`labkit.sweeps`.
     """
     from labkit import sweeps
     from labkit._startup import import_tensorflow
+    from labkit.interrupts import stop_on_signals
 
     if resume is not None:
         import_tensorflow()
-        done = sweeps.resume(resume, echo, max_time)
+        with stop_on_signals(stop) as stop:
+            done = sweeps.resume(resume, echo, max_time, stop)
     else:
         space, max_trials = sweeps.space_and_limit(config, grid, ranges, choices, random,
                                                    max_trials)
@@ -121,7 +131,8 @@ def sweep(recipe: str | None = None, *, grid: dict | None = None, ranges: dict |
         created = sweeps.create(_config(recipe, config, options, ignore=("sweep",)), space,
                                 name=name, max_trials=max_trials)
         import_tensorflow()
-        done = sweeps.run_trials(created, echo, max_time)
+        with stop_on_signals(stop) as stop:
+            done = sweeps.run_trials(created, echo, max_time, stop)
     frame = sweeps.results(done)
     frame.attrs["sweep"] = done.path
     return frame

@@ -15,19 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from labkit import checkpoint, files, plots, runs, tasks
+from labkit import checkpoint, files, layout, plots, runs, tasks
 from labkit.errors import LabkitError
 
 if TYPE_CHECKING:
     from labkit.config import TrainConfig
-
-
-SECONDS = "seconds"  # history.csv's column: the epoch's wall time, training and validation
-
-# Set by the CLI's Ctrl-C / `kill` handler as it raises KeyboardInterrupt. Keras swallows an
-# exception raised inside parts of `model.save` (a bare `except:` in keras.saving), so the
-# recorder also stops training at the next epoch boundary when this is set.
-STOP_REQUESTED = threading.Event()
 
 
 class _Resumable:
@@ -85,13 +77,19 @@ class RunRecorder(keras.callbacks.Callback):
 
     A loss that is not finite, or above ``divergence_factor`` times the first epoch's (the
     lecture's exploding gradients), marks the run diverged and stops training.
+
+    ``stop`` set (by a signal handler or another thread, see :mod:`labkit.interrupts`) stops
+    training at the next epoch's start or end, the finished epochs saved, by raising
+    ``KeyboardInterrupt`` as Ctrl-C does.
     """
 
     def __init__(self, run: runs.Run, model, monitor: str, *, rows=(), state: dict | None = None,
-                 with_phase: bool = False, divergence_factor: float = 0.0) -> None:
+                 with_phase: bool = False, divergence_factor: float = 0.0,
+                 stop: threading.Event | None = None) -> None:
         """``state``: a checkpoint's state when resuming (best metric, early-stopping epochs).
         ``divergence_factor``: 0 checks only for non-finite losses."""
         super().__init__()
+        self.stop = stop if stop is not None else threading.Event()
         state = state or {}
         self.run, self.full_model, self.monitor = run, model, monitor
         self.rows: list[dict] = list(rows)
@@ -122,18 +120,19 @@ class RunRecorder(keras.callbacks.Callback):
         self._checkpoint()
 
     def on_epoch_begin(self, epoch, logs=None):
-        _stop_if_requested()
+        self._stop_if_requested()
         self._learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         self.phase.done += 1
         # Keras's own "learning_rate" log is the rate at the epoch's end; the history records
-        # the one the epoch started with, under plots.LEARNING_RATE.
+        # the one the epoch started with, under layout.LEARNING_RATE.
         values = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
         seconds = round(time.perf_counter() - self._epoch_start, 3)  # training + validation
-        row = {"epoch": epoch + 1, **({"phase": self.phase.name} if self.with_phase else {}),
-               plots.LEARNING_RATE: self._learning_rate, SECONDS: seconds, **values}
+        row = {layout.EPOCH: epoch + 1,
+               **({layout.PHASE: self.phase.name} if self.with_phase else {}),
+               layout.LEARNING_RATE: self._learning_rate, layout.SECONDS: seconds, **values}
         self.rows.append(row)
         if self._exploded(values.get("loss", 0.0)):
             self.diverged = {"epoch": epoch + 1, "loss": _show_loss(values["loss"]),
@@ -148,7 +147,11 @@ class RunRecorder(keras.callbacks.Callback):
         if improved:
             self.best = {"epoch": epoch + 1, "value": current}
         self._checkpoint(best=improved)
-        _stop_if_requested()  # an interrupt swallowed while saving stops here, the epoch saved
+        self._stop_if_requested()  # an interrupt swallowed while saving stops here, saved
+
+    def _stop_if_requested(self) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
 
     def _exploded(self, loss: float) -> bool:
         if not math.isfinite(loss):
@@ -174,10 +177,10 @@ class RunRecorder(keras.callbacks.Callback):
                  "controls": {type(c).__name__: c.state() for c in self._controls
                               if isinstance(c, _Resumable)}}
         best_weights = stopping.best_weights if stopping is not None else None
-        checkpoint.save(self.full_model, self.run.file(checkpoint.LAST), state,
+        checkpoint.save(self.full_model, self.run.file(layout.LAST), state,
                         optimizer=getattr(self.model, "optimizer", None),
                         best_weights=best_weights,
-                        also=(self.run.file(checkpoint.BEST),) if best else ())
+                        also=(self.run.file(layout.BEST),) if best else ())
         self.saved_epochs = len(self.rows)
 
     def stop_at_checkpoint(self, reason: str) -> int:
@@ -191,21 +194,21 @@ class RunRecorder(keras.callbacks.Callback):
     def _write(self, status: str, extra: dict | None = None):
         import pandas as pd
 
-        history = pd.DataFrame(self.rows)
-        files.write_text(self.run.file(runs.HISTORY), history.to_csv(index=False))
+        # before the first epoch (stopped at once): a header alone, which reads back as no rows
+        history = pd.DataFrame(self.rows, columns=None if self.rows else [layout.EPOCH])
+        files.write_text(self.run.file(layout.HISTORY), history.to_csv(index=False))
         metrics = summarize(self.rows, status, self.monitor, self.best, {
             "stopped_epoch": self.stopped_epoch, "restored_epoch": self.restored_epoch,
             "diverged": self.diverged, **(extra or {})})
-        files.write_json(self.run.file(runs.METRICS), metrics)
+        files.write_json(self.run.file(layout.METRICS), metrics)
         return history
 
     def finish(self, status: str, extra: dict | None = None) -> None:
         """Write the final history and metrics with ``status``; plot the curves."""
         history = self._write(status, extra)
         if self.rows:
-            recipe = self.run.config.get("recipe", "") if self.run.file(runs.CONFIG).exists() \
-                else ""
-            plots.curves(history, self.run.file(runs.CURVES),
+            recipe = self.run.config.get("recipe", "")
+            plots.curves(history, self.run.file(layout.CURVES),
                          f"{self.run.name} ({recipe})" if recipe else self.run.name)
 
 
@@ -216,20 +219,16 @@ def summarize(rows: list[dict], status: str, monitor: str, best: dict,
                      "best_epoch": best.get("epoch"), f"best_{monitor}": best.get("value")}
     if rows:
         metrics.update({f"final_{k}": _finite(v) for k, v in rows[-1].items()
-                        if k not in ("epoch", "phase", SECONDS)})
-        timed = [r[SECONDS] for r in rows if isinstance(r.get(SECONDS), (int, float))
-                 and math.isfinite(r[SECONDS])]
+                        if k not in (layout.EPOCH, layout.PHASE, layout.SECONDS)})
+        timed = [r[layout.SECONDS] for r in rows
+                 if isinstance(r.get(layout.SECONDS), (int, float))
+                 and math.isfinite(r[layout.SECONDS])]
         if timed:
             metrics["seconds_per_epoch"] = round(statistics.median(timed), 3)
         if "val_accuracy" in rows[-1]:  # what `labkit runs` lists, whatever the monitor
             metrics["best_val_accuracy"] = max(_finite(r["val_accuracy"]) or 0.0 for r in rows)
     metrics.update({k: v for k, v in (extra or {}).items() if v is not None})
     return metrics
-
-
-def _stop_if_requested() -> None:
-    if STOP_REQUESTED.is_set():
-        raise KeyboardInterrupt
 
 
 def training_controls(config: TrainConfig, saved: checkpoint.Checkpoint | None = None,

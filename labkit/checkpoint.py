@@ -21,7 +21,6 @@ import numpy as np
 
 from labkit import files
 
-LAST, BEST = "last.keras", "best.keras"
 _STATE, _OPTIMIZER, _BEST_WEIGHTS = "labkit/state.json", "labkit/optimizer.npz", \
     "labkit/best_weights.npz"
 

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import signal
 import sys
 import time
 
 import click
 
-from labkit import __version__
-from labkit.comparison import FORMATS
+from labkit import layout
+from labkit.comparison import TABLE_FORMATS
 from labkit.config import MONITORS, TrainConfig
+from labkit.data.images import COLOR_MODES
+from labkit.devices import DISTRIBUTE, PRECISIONS
 from labkit.errors import LabkitError
+from labkit.explain import METHODS
+from labkit.export import QUANTIZE
+from labkit.formats import ALL, FORMATS
 from labkit.lecture import LAB_SEED
 from labkit.optim import OPTIMIZERS
 from labkit.tasks import TASKS
+from labkit.version import __version__
 
 # `labkit train`'s defaults for the help texts: TrainConfig defines them; nothing here repeats them.
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
@@ -83,7 +88,7 @@ def dataset_options(func):
     @click.option("--image-size", metavar="HxW",
                   help="Image folders and TFDS sets: resize to HEIGHTxWIDTH, e.g. 150x150.  "
                        "[default: the images' own size when they all agree]")
-    @click.option("--color-mode", type=click.Choice(["rgb", "grayscale"]),
+    @click.option("--color-mode", type=click.Choice(COLOR_MODES),
                   help="Image folders: channels to decode.  [default: grayscale when every "
                        "image is grey, else rgb]")
     @click.option("--target", "targets", multiple=True, metavar="COLUMN",
@@ -252,11 +257,11 @@ _TRAIN_OPTIONS = [
                  help="Deterministic TensorFlow ops: reruns give an identical history (slower)."),
     click.option("--tensorboard", is_flag=True, default=None,
                  help="Write TensorBoard logs to RUN/tensorboard."),
-    click.option("--precision", type=click.Choice(["float32", "mixed"]),
+    click.option("--precision", type=click.Choice(PRECISIONS),
                  help="mixed: float16 on a GPU, bfloat16 on a CPU with bfloat16 instructions, "
                       "float32 otherwise; the output layer and loss stay float32."
                       + default("precision")),
-    click.option("--distribute", type=click.Choice(["none", "mirrored", "multi-worker"]),
+    click.option("--distribute", type=click.Choice(DISTRIBUTE),
                  help="tf.distribute: mirrored over this machine's GPUs (or --devices CPUs); "
                       "--batch-size is then the global batch. multi-worker: refused, Keras 3's fit "
                       "does not run under MultiWorkerMirroredStrategy." + default("distribute")),
@@ -333,24 +338,19 @@ def _refuse_with_resume(what: str, flags: dict, **others) -> None:
         raise LabkitError(f"--resume continues {what}; drop {', '.join(given)}.")
 
 
-def _stop_cleanly_on_signals() -> None:
-    """Ctrl-C and `kill` (SIGTERM) stop training after the current epoch, saved."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # as nohup or a shell set it
-            signal.signal(signum, _interrupt)
-
-
 def _train_and_report(echo, config=None, resume_run=None) -> None:
     quiet_tensorflow()
     from labkit import training
+    from labkit.interrupts import stop_on_signals
 
-    _stop_cleanly_on_signals()
     try:
-        run = training.resume(resume_run, echo) if resume_run else training.train(config, echo)
-    except training.Interrupted as stop:
-        done = stop.run.metrics.get("epochs_completed", 0)
-        click.echo(f"\nInterrupted after {done} finished epochs, saved in {stop.run.path}.\n"
-                   f"Resume with: labkit train --resume {stop.run.path}", err=True)
+        with stop_on_signals() as stop:  # Ctrl-C and `kill` stop after saving what finished
+            run = training.resume(resume_run, echo, stop) if resume_run \
+                else training.train(config, echo, stop)
+    except training.Interrupted as stopped:
+        done = stopped.run.metrics.get("epochs_completed", 0)
+        click.echo(f"\nInterrupted after {done} finished epochs, saved in {stopped.run.path}.\n"
+                   f"Resume with: labkit train --resume {stopped.run.path}", err=True)
         sys.exit(130)
     metrics = run.metrics
     if metrics["status"] == "diverged":
@@ -384,7 +384,7 @@ def evaluate(run, data_dir):
 @main.command()
 @click.argument("run")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", type=click.Choice(["final", "best", "last"]), default="final",
+@click.option("--model", type=click.Choice(list(layout.MODELS)), default="final",
               show_default=True, help="model.keras, best.keras (best epoch) or last.keras.")
 @click.option("--top", type=int, default=1, show_default=True,
               help="Classification: the K most probable classes per input.")
@@ -431,7 +431,7 @@ def predict(run, inputs, model, top, threshold, skip_bad, output):
 @main.command()
 @click.argument("run")
 @click.argument("images", nargs=-1)
-@click.option("--method", type=click.Choice(["gradcam", "activations", "filters"]),
+@click.option("--method", type=click.Choice(METHODS),
               default="gradcam", show_default=True,
               help="Grad-CAM heatmaps; every channel's feature map (first image); the input "
                    "patterns that maximise a conv layer's filters (no IMAGES needed).")
@@ -471,10 +471,11 @@ def explain(run, images, method, layer, class_name, out, steps, filter_count):
 @main.command()
 @click.argument("run")
 @click.option("--format", "fmt", default="keras", show_default=True,
-              type=click.Choice(["keras", "savedmodel", "litert", "onnx", "all"]),
-              help="Keras 3 .keras, TensorFlow SavedModel, LiteRT .tflite, ONNX, or all four.")
+              type=click.Choice([*FORMATS, ALL]),
+              help="; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values())
+                   + f"; {ALL}: each, in its own folder.")
 @click.option("--output", help="Folder to write it to.  [default: RUN/export/FORMAT]")
-@click.option("--quantize", type=click.Choice(["dynamic", "float16", "int8"]),
+@click.option("--quantize", type=click.Choice(QUANTIZE),
               help="LiteRT only: quantize weights (dynamic, float16) or weights and activations "
                    "(int8, calibrated on the run's kept examples).")
 @click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
@@ -512,7 +513,8 @@ def export(run, fmt, output, quantize, force):
               help="Sort best first by a metric (val_accuracy, test_accuracy, best_val_loss, …) "
                    "or any column.  [default: date]")
 @click.option("--last", type=int, metavar="N", help="Only the N most recent runs.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="table",
+              show_default=True,
               help="csv and json carry every metric and option, for pandas.")
 def list_runs(runs_dir, where, sort, last, fmt):
     """List runs (a sweep's trials as SWEEP/TRIAL): name, recipe, dataset, epochs, best
@@ -640,7 +642,7 @@ def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, 
                                    grid or ranges or choice or random_trials is not None,
                                "--max-trials": max_trials})
         quiet_tensorflow()
-        return _report_sweep(lambda: sweeps.resume(resume_sweep, click.echo, seconds))
+        return _report_sweep(lambda stop: sweeps.resume(resume_sweep, click.echo, seconds, stop))
     flags["batch_size"] = parse_batch_size(flags["batch_size"])
     space, max_trials = sweeps.space_and_limit(
         config_file, parse_assignments(grid, "--grid"),
@@ -653,18 +655,20 @@ def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, 
     created = sweeps.create(config, space, name=name, max_trials=max_trials)
     click.echo(f"Sweep {created.path}: {len(created.trials)} trials")
     quiet_tensorflow()
-    _report_sweep(lambda: sweeps.run_trials(created, click.echo, seconds))
+    _report_sweep(lambda stop: sweeps.run_trials(created, click.echo, seconds, stop))
 
 
 def _report_sweep(go) -> None:
+    """Run ``go(stop)`` (a sweep) with Ctrl-C and `kill` setting ``stop``; print its results."""
     from labkit import sweeps, training
+    from labkit.interrupts import stop_on_signals
 
-    _stop_cleanly_on_signals()
     try:
-        done = go()
-    except training.Interrupted as stop:
-        folder = stop.run.path.parent
-        click.echo(f"\nInterrupted in {stop.run.path.name}; finished trials are kept.\n"
+        with stop_on_signals() as stop:
+            done = go(stop)
+    except training.Interrupted as stopped:
+        folder = stopped.run.path.parent
+        click.echo(f"\nInterrupted in {stopped.run.path.name}; finished trials are kept.\n"
                    f"Resume with: labkit sweep --resume {folder}", err=True)
         sys.exit(130)
     frame = sweeps.results(done)
@@ -673,7 +677,7 @@ def _report_sweep(go) -> None:
     shown = frame[columns].map(lambda v: f"{v:.4g}" if isinstance(v, float) and v == v else v)
     click.echo(_table(shown))
     if ended:
-        click.echo(f"Results: {done.path / sweeps.RESULTS}, {done.path / sweeps.PICTURE}")
+        click.echo(f"Results: {done.path / layout.RESULTS}, {done.path / layout.SWEEP_PICTURE}")
 
 
 @main.group()
@@ -703,13 +707,6 @@ def lab_list():
     click.echo("\nTimes are the full versions' on 2 CPU cores. --quick versions take seconds and "
                "are noisy: their verdict holds only when the effect is more than twice the noise "
                "they measured, and is otherwise 'inconclusive at this size'.")
-
-
-def _interrupt(signum, frame):
-    from labkit.callbacks import STOP_REQUESTED
-
-    STOP_REQUESTED.set()  # in case Keras swallows the KeyboardInterrupt (see labkit.callbacks)
-    raise KeyboardInterrupt
 
 
 def _duration(seconds: float) -> str:

@@ -13,17 +13,15 @@ import glob
 import os
 from pathlib import Path
 
-from labkit import runs, tasks
+from labkit import layout, runs, tasks
 from labkit._lazy import lazy_import
-from labkit.config import RECORD_ONLY
+from labkit.config import NOT_OPTIONS
 from labkit.errors import LabkitError
 from labkit.options import did_you_mean
 
 pd = lazy_import("pandas")
 
-NOT_OPTIONS = RECORD_ONLY | {"name", "runs_dir", "hparams", "data_options"}
-SWEEP_FILE = "sweep.json"  # a folder holding it is a sweep: its trials are runs too
-FORMATS = ("table", "csv", "json")
+TABLE_FORMATS = ("table", "csv", "json")  # `labkit runs --format`
 
 
 def show(value) -> str:
@@ -93,7 +91,7 @@ def compare(run_list, metric: str | None = None, all_options: bool = False):
         raise LabkitError("Name at least one run to compare.")
     metric = metric or default_metric(run_list)
     known = sorted({c for run in run_list for c in run.history.columns} -
-                   {"epoch", "phase", "lr", "seconds"})
+                   set(layout.BOOKKEEPING))
     if not any(metric in run.history.columns for run in run_list):
         base = metric.removeprefix("val_")
         if any(base in run.history.columns for run in run_list):
@@ -157,7 +155,7 @@ def _row(path: Path, name: str) -> dict:
         return {"name": name, "recipe": None, "dataset": None, "epochs": 0,
                 "best_val_accuracy": None, "seconds": None, "status": "damaged",
                 "date": "", "problem": str(err)}
-    seconds = history["seconds"].sum() if "seconds" in history else None
+    seconds = history[layout.SECONDS].sum() if layout.SECONDS in history else None
     return {"name": name, "recipe": config.get("recipe"), "dataset": config.get("dataset"),
             "epochs": metrics.get("epochs_completed", 0),
             "best_val_accuracy": metrics.get("best_val_accuracy"),
@@ -175,11 +173,11 @@ def run_folders(runs_dir) -> list[tuple[Path, str]]:
         raise LabkitError(f"Runs directory {str(runs_dir)!r} does not exist.")
     found = []
     for path in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        if (path / runs.CONFIG).is_file():
+        if (path / layout.CONFIG).is_file():
             found.append((path, path.name))
-        elif (path / SWEEP_FILE).is_file():
+        elif (path / layout.SWEEP).is_file():  # a sweep: its trials are runs too
             found += [(trial, f"{path.name}/{trial.name}") for trial in sorted(path.iterdir())
-                      if (trial / runs.CONFIG).is_file()]
+                      if (trial / layout.CONFIG).is_file()]
     return found
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from labkit import augment, data, optim, options, registry, runs, tasks
 from labkit.devices import check as check_placement
 from labkit.errors import LabkitError
+from labkit.layout import RECORD_ONLY
 
 
 @dataclass
@@ -161,10 +162,11 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-# Keys config.json adds about the run; read back, they are ignored.
 # Upper bounds that only a typo or a crafted config reaches; refused before anything is allocated.
 MAX_EPOCHS, MAX_BATCH = 100_000, 1_000_000
-RECORD_ONLY = {"versions", "created", "run", "derived", "model_inputs", "data_spec"}
+# config.json's keys that are not training options: what it records about the run
+# (layout.RECORD_ONLY), where the run goes, and the nested recipe and dataset options.
+NOT_OPTIONS = RECORD_ONLY | {"name", "runs_dir", "hparams", "data_options"}
 # Every metric --monitor may name; which apply depends on the task (labkit.tasks.monitors).
 MONITORS = tuple(dict.fromkeys(m for task in tasks.TASKS for m in tasks.monitors(task)
                                if m.startswith("val_"))) + \

@@ -11,14 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labkit import files, plots, runs, tasks
+from labkit import files, layout, plots, runs, tasks
 from labkit.config import TrainConfig
 from labkit.data import pipeline
 from labkit.errors import LabkitError
 
-EVALUATION, CONFUSION, REPORT, SCATTER, CONFUSION_PNG, TOP_LOSSES = (
-    "evaluation.json", "confusion_matrix.csv", "classification_report.txt",
-    "predicted_vs_true.png", "confusion_matrix.png", "top_losses.png")
 TOP = 9  # examples top_losses.png shows
 THRESHOLD = 0.5  # a sigmoid output at or above it counts as the positive class / label
 
@@ -98,8 +95,7 @@ def evaluate(run_path, data_dir: str | None = None) -> dict:
     task = loaded.spec.task
     model = runs.load_model(run)
     prep = loaded.spec.preprocessing
-    raw = runs.takes_raw_inputs(run)  # else a run from before models took raw inputs
-    x, y = pipeline.arrays(loaded.test, prep=None if raw else prep)
+    x, y = pipeline.arrays(loaded.test, prep=None if run.raw_inputs else prep)
     result = {"task": task, **tasks.evaluate_split(model, (x, y))}
     outputs = model.predict(x, verbose=0)
     result.update(report(task, y, outputs, loaded.spec.class_names))
@@ -111,12 +107,12 @@ def evaluate(run_path, data_dir: str | None = None) -> dict:
         result["members_metric"] = headline(task, y, outputs)[0]
         result["members"] = {name: value for name, (_, value) in scores.items()}
     if task == "regression":
-        plots.predicted_vs_true(y, outputs, run.file(SCATTER))
+        plots.predicted_vs_true(y, outputs, run.file(layout.SCATTER))
     if "confusion_matrix" in result:
         plots.confusion(result["confusion_matrix"], result["class_names"],
-                        run.file(CONFUSION_PNG))
+                        run.file(layout.CONFUSION_PNG))
         if x.ndim == 4:  # images: the ones the model gets most wrong
-            draw_top_losses(task, x, y, outputs, result["class_names"], run.file(TOP_LOSSES))
+            draw_top_losses(task, x, y, outputs, result["class_names"], run.file(layout.TOP_LOSSES))
     save(run, result)
     return result
 
@@ -138,9 +134,10 @@ def save(run: runs.Run, result: dict) -> None:
         names = result["class_names"]
         matrix = pd.DataFrame(result["confusion_matrix"], index=names, columns=names)
         matrix.index.name = "true \\ predicted"
-        files.write_text(run.file(CONFUSION), matrix.to_csv())
-        files.write_text(run.file(REPORT), result["report_text"])
-    files.write_json(run.file(EVALUATION), {k: v for k, v in result.items() if k != "report_text"})
+        files.write_text(run.file(layout.CONFUSION), matrix.to_csv())
+        files.write_text(run.file(layout.REPORT), result["report_text"])
+    files.write_json(run.file(layout.EVALUATION),
+                     {k: v for k, v in result.items() if k != "report_text"})
 
 
 def render(result: dict, run_path) -> str:
@@ -169,5 +166,5 @@ def render(result: dict, run_path) -> str:
         lines.append(f"{label:<20} accuracy {scores['accuracy']:.4f}  AUC {auc}")
     if result["task"] == "regression":
         lines += [f"mse {result['mse']:.4g}  mae {result['mae']:.4g}  R² {result['r2']:.4f}",
-                  f"plot: {Path(run_path) / SCATTER}"]
+                  f"plot: {Path(run_path) / layout.SCATTER}"]
     return "\n".join(lines).rstrip("\n")

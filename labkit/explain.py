@@ -305,19 +305,19 @@ def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | Non
     """
     from pathlib import Path
 
-    from labkit import plots, runs
-    from labkit.prediction import read_images, run_spec
+    from labkit import layout, plots, runs
+    from labkit.prediction import read_images
 
     if method not in METHODS:
         raise LabkitError(f"--method must be one of {', '.join(METHODS)}. Received: {method!r}")
     run = runs.open_run(run) if not isinstance(run, runs.Run) else run
-    spec = run_spec(run)
+    spec = run.spec
     if len(spec.input_shape) != 3:
         raise LabkitError(f"{run.path} was trained on inputs of shape {spec.input_shape}: "
                           "Grad-CAM, feature maps and filter patterns need an image model.")
     model = runs.unwrap(runs.load_model(run, compile=False))
     resolve_layer(model, layer)  # a model without spatial layers, or a wrong name, fails first
-    out = Path(out) if out else run.path / "explain"
+    out = Path(out) if out else run.file(layout.EXPLAIN)
     out.mkdir(parents=True, exist_ok=True)
     if method == "filters":
         patterns, start, end = filter_patterns(model, layer, filters=filters, steps=steps)

@@ -1,9 +1,8 @@
 """``labkit export``: a run's model for other programs, each format checked in its own runtime.
 
-Formats: ``keras`` (``.keras``, reloaded by Keras), ``savedmodel`` (a serving signature on raw
-inputs, reloaded by ``tf.saved_model.load``), ``litert`` (``.tflite`` from TensorFlow's
-converter, optionally quantized, run by the ``ai-edge-litert`` interpreter) and ``onnx``
-(Keras's ONNX export, run by ``onnxruntime``). Every export is a folder (default
+The formats are :mod:`labkit.formats`' registry: ``keras``, ``savedmodel``, ``litert``
+(optionally quantized) and ``onnx``, each written, loaded back by its own runtime and described
+by its record there. Every export is a folder (default
 ``RUN/export/FORMAT``) holding the model, ``labkit.json`` (what it is, its inputs, the
 preprocessing inside, classes, the source run's metrics, versions), ``parity.json`` (the check)
 and ``README.md`` (a model card with the three lines that run it).
@@ -21,41 +20,24 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from labkit import __version__, files, runs
+from labkit import files, formats, layout, runs
 from labkit._lazy import lazy_import
 from labkit.errors import LabkitError
+from labkit.formats import FORMATS
+from labkit.version import __version__
 
 np = lazy_import("numpy")
 
-FORMATS = ("keras", "savedmodel", "litert", "onnx")
-MODEL_FILES = {"keras": "model.keras", "savedmodel": "savedmodel", "litert": "model.tflite",
-               "onnx": "model.onnx"}
 QUANTIZE = ("dynamic", "float16", "int8")
 TOLERANCE = 1e-4  # max |difference| of a float export's outputs
 AGREEMENT = 0.99  # a quantized export's share of examples with the Keras model's top-1 answer
-SAMPLES = "samples.npz"  # raw held-out examples a run keeps for exports
-SAMPLE_SIZE = 256
-# The three lines that run each export without labkit, ``x`` being raw inputs (float32). The
-# README shows them and a test runs each on a real export.
-SNIPPETS = {
-    "keras": 'import keras\n'
-             'model = keras.models.load_model("model.keras")\n'
-             'outputs = model.predict(x)',
-    "savedmodel": 'import tensorflow as tf\n'
-                  'model = tf.saved_model.load("savedmodel")\n'
-                  'outputs = model.serve(tf.constant(x, tf.float32)).numpy()',
-    "litert": 'from ai_edge_litert.interpreter import Interpreter\n'
-              'run = Interpreter("model.tflite").get_signature_runner()\n'
-              'outputs = next(iter(run(**{next(iter(run.get_input_details())): x}).values()))',
-    "onnx": 'import onnxruntime\n'
-            'session = onnxruntime.InferenceSession("model.onnx")\n'
-            'outputs = session.run(None, {session.get_inputs()[0].name: x})[0]',
-}
+SAMPLE_SIZE = 256  # raw held-out examples a run keeps (layout.SAMPLES) to check exports
 
 
 def export(run_path, fmt: str, output: str | None = None, *, quantize: str | None = None,
            force: bool = False) -> list[dict]:
-    """Write run ``run_path``'s model as ``fmt`` (one of :data:`FORMATS`, or ``all``: each in
+    """Write run ``run_path``'s model as ``fmt`` (a name in :data:`labkit.formats.FORMATS`, or
+    ``all``: each in
     its own folder under ``output``), check it in its runtime and describe it. Returns each
     export's parity report: ``{"format", "path", "examples", "max_abs_diff", ...}``.
 
@@ -63,35 +45,30 @@ def export(run_path, fmt: str, output: str | None = None, *, quantize: str | Non
         LabkitError: a bad format or option, a non-empty output folder without ``force``, a
             missing runtime package, or an export that disagrees with the Keras model.
     """
-    chosen = list(FORMATS) if fmt == "all" else [fmt]
-    if fmt != "all" and fmt not in FORMATS:
-        raise LabkitError(f"--format must be one of {', '.join(FORMATS)} or all. "
-                          f"Received: {fmt!r}")
+    chosen = list(FORMATS.values()) if fmt == formats.ALL else [formats.get(fmt)]
     if quantize is not None and quantize not in QUANTIZE:
         raise LabkitError(f"--quantize must be one of {', '.join(QUANTIZE)}. "
                           f"Received: {quantize!r}")
-    if quantize is not None and "litert" not in chosen:
-        raise LabkitError("--quantize applies to --format litert.")
-    for name in chosen:
-        missing = [m for m in _packages(name) if importlib.util.find_spec(m) is None]
+    if quantize is not None and not any(f.quantizes for f in chosen):
+        quantizing = " or ".join(f.name for f in FORMATS.values() if f.quantizes)
+        raise LabkitError(f"--quantize applies to --format {quantizing}.")
+    for f in chosen:
+        missing = [m for m in f.packages if importlib.util.find_spec(m) is None]
         if missing:
-            raise LabkitError(f"--format {name} needs {', '.join(missing)}: "
+            raise LabkitError(f"--format {f.name} needs {', '.join(missing)}: "
                               'pip install -e ".[export]"')
     run = runs.open_run(run_path)
-    root = Path(output) if output else run.path / "export"
-    folders = {name: (root / name if fmt == "all" or not output else root) for name in chosen}
+    root = Path(output) if output else run.file(layout.EXPORT)
+    folders = {f.name: (root / f.name if fmt == formats.ALL or not output else root)
+               for f in chosen}
     for folder in folders.values():
         if folder.exists() and any(folder.iterdir()) and not force:
             raise LabkitError(f"{folder} exists and is not empty; choose another --output or "
                               "pass --force to replace it.")
     model = runs.inference_model(run, "final")
     x, y = samples(run)
-    return [_export_one(run, model, x, y, name, folders[name],
-                        quantize if name == "litert" else None) for name in chosen]
-
-
-def _packages(fmt: str) -> list[str]:
-    return {"litert": ["ai_edge_litert"], "onnx": ["onnxruntime", "onnx", "tf2onnx"]}.get(fmt, [])
+    return [_export_one(run, model, x, y, f, folders[f.name], quantize if f.quantizes else None)
+            for f in chosen]
 
 
 def save_samples(run: runs.Run, split) -> None:
@@ -105,15 +82,16 @@ def save_samples(run: runs.Run, split) -> None:
         x, y = split[0][:SAMPLE_SIZE], np.asarray(split[1])[:SAMPLE_SIZE]
     else:
         x, y = pipeline.arrays(split.take(SAMPLE_SIZE))
-    with files.atomic_path(run.file(SAMPLES)) as tmp:
+    with files.atomic_path(run.file(layout.SAMPLES)) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, x=x, y=y)
 
 
 def samples(run: runs.Run):
-    """``(x, y)``: the run's kept raw examples, or for an older run the start of its test (else
-    training) split, loaded from the dataset."""
-    path = run.file(SAMPLES)
+    """``(x, y)``: the run's kept raw examples, or for a run that kept none (made before
+    samples.npz existed) the start of its test (else training) split, loaded from the
+    dataset."""
+    path = run.file(layout.SAMPLES)
     if path.exists():
         from labkit.trust import MAX_SAMPLES_BYTES, load_npz
 
@@ -125,12 +103,13 @@ def samples(run: runs.Run):
     from labkit.data import pipeline
 
     loaded = TrainConfig.from_dict(run.config).load_data()
-    prep = None if runs.takes_raw_inputs(run) else loaded.spec.preprocessing
+    prep = None if run.raw_inputs else loaded.spec.preprocessing
     x, y = pipeline.arrays(loaded.test if loaded.test is not None else loaded.train, prep=prep)
     return x[:SAMPLE_SIZE].astype("float32"), y[:SAMPLE_SIZE]
 
 
-def _export_one(run, model, x, y, fmt: str, folder: Path, quantize: str | None) -> dict:
+def _export_one(run, model, x, y, fmt: formats.Format, folder: Path,
+                quantize: str | None) -> dict:
     """Write ``fmt`` into a temporary folder beside ``folder``, check it, describe it, then
     put it in place; a failure leaves nothing."""
     tmp = folder.with_name(f".{folder.name}.tmp")
@@ -140,14 +119,14 @@ def _export_one(run, model, x, y, fmt: str, folder: Path, quantize: str | None) 
     except OSError as err:
         raise files.FileFault(folder, err) from None
     try:
-        target = tmp / MODEL_FILES[fmt]
+        target = tmp / fmt.file
         expected = model.predict(x, verbose=0)  # also builds a just-loaded model for export
-        _write(model, fmt, target, tmp, x, quantize)
-        got = np.asarray(_runtime(fmt, target)(x))
-        report = parity(run, fmt, expected, got, y, quantize)
+        _write(model, fmt, target, x, quantize)
+        got = np.asarray(fmt.load(target)(x))
+        report = parity(run, fmt.name, expected, got, y, quantize)
         files.write_json(tmp / "parity.json", report)
         card = describe(run, model, fmt, quantize, report)
-        if fmt == "onnx":
+        if fmt.name == "onnx":
             import onnx
 
             card["opset"] = int(onnx.load(str(target)).opset_import[0].version)
@@ -168,74 +147,23 @@ def _export_one(run, model, x, y, fmt: str, folder: Path, quantize: str | None) 
     except OSError as err:
         _remove(tmp, quiet=True)
         raise files.FileFault(folder, err) from None
-    return {**report, "path": str(folder / MODEL_FILES[fmt])}
+    return {**report, "path": str(folder / fmt.file)}
 
 
-def _write(model, fmt: str, target: Path, tmp: Path, x, quantize: str | None) -> None:
+def _write(model, fmt: formats.Format, target: Path, x, quantize: str | None) -> None:
     try:
-        if fmt == "keras":
-            model.save(target)
-        elif fmt == "savedmodel":
-            model.export(str(target), format="tf_saved_model", verbose=False)
-        elif fmt == "onnx":
-            model.export(str(target), format="onnx", verbose=False)
-        else:
-            target.write_bytes(_tflite(model, tmp, x, quantize))
+        fmt.write(model, target, x, quantize)
     except (LabkitError, OSError):
         raise
     except Exception as err:
-        raise LabkitError(f"{fmt} export failed: {str(err).strip().splitlines()[0][:200]}") \
-            from None
-
-
-def _tflite(model, tmp: Path, x, quantize: str | None) -> bytes:
-    """TensorFlow's LiteRT converter on a SavedModel of ``model``; ``int8`` is calibrated on
-    ``x``."""
-    import tensorflow as tf
-
-    saved = tmp / ".for_litert"
-    model.export(str(saved), format="tf_saved_model", verbose=False)
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    if quantize:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
-        converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
-    flat = converter.convert()
-    shutil.rmtree(saved)
-    return flat
-
-
-def _runtime(fmt: str, target: Path):
-    """``x → outputs`` through the runtime a user of ``fmt`` would load it with."""
-    if fmt == "keras":
-        from labkit.trust import load_keras
-
-        reloaded = load_keras(target)
-        return lambda x: reloaded.predict(x, verbose=0)
-    if fmt == "savedmodel":
-        import tensorflow as tf
-
-        reloaded = tf.saved_model.load(str(target))  # must stay referenced: owns the variables
-        return lambda x: reloaded.serve(tf.constant(x, tf.float32)).numpy()
-    if fmt == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})[0]
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(str(target)).get_signature_runner()
-    name = next(iter(runner.get_input_details()))
-    return lambda x: next(iter(runner(**{name: x}).values()))
+        raise LabkitError(f"{fmt.name} export failed: "
+                          f"{str(err).strip().splitlines()[0][:200]}") from None
 
 
 def parity(run, fmt: str, expected, got, y, quantize: str | None = None) -> dict:
     """The comparison of an export's outputs with the Keras model's; a LabkitError names the
     worst example when they disagree."""
-    task = run.config.get("data_spec", {}).get("task", run.config.get("task"))
+    task = run.spec.task
     report = {"format": fmt, "examples": int(len(expected)), "quantize": quantize}
     if got.shape != expected.shape:
         raise LabkitError(f"The {fmt} export answers with shape {got.shape}, the Keras model "
@@ -273,32 +201,32 @@ def _top1(task: str, outputs):
     return outputs.argmax(axis=1)
 
 
-def describe(run, model, fmt: str, quantize: str | None, report: dict) -> dict:
+def describe(run, model, fmt: formats.Format, quantize: str | None, report: dict) -> dict:
     """labkit.json: what the export is, what it takes and answers, where it came from."""
     import keras
 
-    spec = run.config.get("data_spec", {})
-    prep = spec.get("preprocessing", {})
+    spec = run.spec
+    prep = spec.preprocessing
     inside = []
-    if prep.get("scale", 1) != 1:
-        inside.append(f"Rescaling (inputs × 1/{prep['scale']:g})")
-    if prep.get("mean") is not None:
+    if prep.scale != 1:
+        inside.append(f"Rescaling (inputs × 1/{prep.scale:g})")
+    if prep.mean is not None:
         inside.append("standardisation: (x − mean) / std per feature, the training split's, "
                       "as a Rescaling layer")
     metrics = {k: v for k, v in run.metrics.items() if k.startswith("test_")}
     return {
-        "format": fmt, "file": MODEL_FILES[fmt], "quantize": quantize,
+        "format": fmt.name, "file": fmt.file, "quantize": quantize,
         "input": {"shape": [None, *model.input_shape[1:]], "dtype": "float32",
-                  "raw": True, "feature_names": spec.get("feature_names", [])},
+                  "raw": True, "feature_names": list(spec.feature_names)},
         "preprocessing_inside": inside,
-        "task": spec.get("task", run.config.get("task")),
-        "class_names": spec.get("class_names", []),
+        "task": spec.task,
+        "class_names": list(spec.class_names),
         "metrics": metrics, "parity": report,
         "source_run": str(run.path.resolve()), "recipe": run.config.get("recipe"),
         "dataset": run.config.get("dataset"),
         "versions": {"labkit": __version__, "keras": keras.__version__,
                      **({"tensorflow": _tf_version()} if _tf_version() else {})},
-        "python": SNIPPETS[fmt],
+        "python": fmt.snippet,
     }
 
 

@@ -85,7 +85,7 @@ def make(name: str, learning_rate: float | None = None, params: dict[str, Any] |
         schedule: a resolved schedule (:func:`resolve_schedule`); None is constant.
         steps_per_epoch: converts the schedule's epochs into optimizer steps.
         model: the model it will train; ``sgd`` for a model with the Playground's L1 weights
-            (the playground recipe's exact mode) is ``recipes._layers.PlaygroundSGD``, which
+            (the playground recipe's exact mode) is ``labkit.layers.PlaygroundSGD``, which
             kills weights the L1 step carries across 0. Every other case is Keras's own class,
             so a saved model reloads with plain Keras.
     """
@@ -98,14 +98,14 @@ def make(name: str, learning_rate: float | None = None, params: dict[str, Any] |
     kwargs = {**row.params, **row.fixed, **params}
     cls = getattr(keras.optimizers, row.keras_class)
     if name == "sgd" and model is not None and has_pruned_weights(model):
-        from recipes._layers import PlaygroundSGD as cls
+        from labkit.layers import PlaygroundSGD as cls
     return cls(
         learning_rate=learning_rate_schedule(initial, schedule, steps_per_epoch), **kwargs)
 
 
 def has_pruned_weights(model) -> bool:
     """Whether any of ``model``'s weights carries a regularizer that prunes at zero (the
-    Playground's L1, ``recipes._layers.PlaygroundL1``)."""
+    Playground's L1, ``labkit.layers.PlaygroundL1``)."""
     return any(getattr(getattr(v, "regularizer", None), "prunes", False)
                for v in model.trainable_variables)
 

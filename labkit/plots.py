@@ -7,14 +7,13 @@ from pathlib import Path
 
 from labkit._lazy import lazy_import
 from labkit.files import atomic_path
+from labkit.layout import EPOCH, LEARNING_RATE
 
 np = lazy_import("numpy")  # imported on first use: `labkit lab list` never pays for them
 pd = lazy_import("pandas")
 
-BOUNDARY = "decision_boundary.png"
 GRID_LIMIT, GRID_SIZE = 6.0, 100  # the Playground's [-6, 6]², 100 × 100
 PLAYGROUND_COLOURS = ["#f59322", "#e8eaeb", "#0877bd"]  # orange (−1) → white → blue (+1)
-LEARNING_RATE = "lr"  # history.csv's column: the learning rate each epoch started with
 
 
 def figure(ncols: int = 1, nrows: int = 1, size=(4.5, 3.6)):
@@ -47,9 +46,9 @@ def curves_figure(history: pd.DataFrame, title: str | None = None):
     fig, axes = figure(max(1, len(metrics)), size=(5, 3.6))
     for ax, metric in zip(axes[0], metrics, strict=False):
         label = "used in the epoch" if metric == LEARNING_RATE else "training"
-        ax.plot(history["epoch"], history[metric], "o-", label=label, markersize=3)
+        ax.plot(history[EPOCH], history[metric], "o-", label=label, markersize=3)
         if f"val_{metric}" in history:
-            ax.plot(history["epoch"], history[f"val_{metric}"], "o-", label="validation",
+            ax.plot(history[EPOCH], history[f"val_{metric}"], "o-", label="validation",
                     markersize=3)
         shown = "learning rate" if metric == LEARNING_RATE else metric
         ax.set(xlabel="epoch", ylabel=shown, title=shown,
@@ -213,9 +212,9 @@ def compare_curves(curves: list[tuple[str, pd.DataFrame]], metric: str,
     for i, (label, history) in enumerate(curves):
         colour = colours(i if len(curves) <= 10 else i / max(1, len(curves) - 1))
         if f"val_{metric}" in history:
-            ax.plot(history["epoch"], history[f"val_{metric}"], "-", color=colour, label=label)
+            ax.plot(history[EPOCH], history[f"val_{metric}"], "-", color=colour, label=label)
         if metric in history:
-            ax.plot(history["epoch"], history[metric], "--", color=colour, alpha=0.7,
+            ax.plot(history[EPOCH], history[metric], "--", color=colour, alpha=0.7,
                     label=None if f"val_{metric}" in history else label)
     ax.set(xlabel="epoch", ylabel=metric,
            title=f"{metric}: validation (solid), training (dashed)")

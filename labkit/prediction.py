@@ -22,6 +22,7 @@ from pathlib import Path
 from labkit import runs
 from labkit._lazy import lazy_import
 from labkit.data import images
+from labkit.data.base import CSV, NPZ, path_kind
 from labkit.errors import LabkitError
 
 np = lazy_import("numpy")
@@ -46,8 +47,8 @@ def predict(run, inputs, *, model: str = "final", top: int = 1, threshold: float
         raise LabkitError(f"--top must be an integer >= 1. Received: {top!r}")
     if not 0 < threshold < 1:
         raise LabkitError(f"--threshold must be in (0, 1). Received: {threshold!r}")
-    spec = run_spec(run)
-    keras_model = runs.inference_model(run, model, spec)
+    spec = run.spec
+    keras_model = runs.inference_model(run, model)
     sources = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     if not sources:
         raise LabkitError("Name at least one INPUT: image files, a folder, a glob, a .csv or an "
@@ -64,31 +65,22 @@ def predict(run, inputs, *, model: str = "final", top: int = 1, threshold: float
     return pd.concat(frames, ignore_index=True)
 
 
-def run_spec(run):
-    """The dataset spec the run recorded; for a run from before it was recorded, its data's."""
-    spec = runs.data_spec(run)
-    if spec is None:
-        from labkit.config import TrainConfig
-
-        spec = TrainConfig.from_dict(run.config).load_data().spec
-    return spec
-
-
 def batches(run, spec, sources: list, *, skip_bad: bool,
             notes: list[str]) -> Iterator[tuple[list[str], object]]:
     """``(names, raw inputs)`` in batches of :data:`BATCH`, from every source in turn."""
     pictures = image_sources(sources)
     tables = [s for s in sources if s not in pictures]
     for source in tables:
-        yield from (_csv(run, spec, source) if str(source).lower().endswith(".csv")
+        yield from (_csv(run, spec, source) if path_kind(source) == CSV
                     else _npz(spec, source))
     if pictures:
         yield from _images(run, spec, image_paths(pictures), skip_bad=skip_bad, notes=notes)
 
 
 def image_sources(sources: list) -> list:
-    """The ``sources`` that name images (all but .csv and .npz files)."""
-    return [s for s in sources if not str(s).lower().endswith((".csv", ".npz"))]
+    """The ``sources`` that name images: files, folders and globs, all but .csv and .npz
+    files (:func:`labkit.data.base.path_kind`)."""
+    return [s for s in sources if path_kind(s) not in (CSV, NPZ)]
 
 
 def image_paths(sources: list) -> list[Path]:

@@ -1,15 +1,22 @@
-"""The recipe registry: one dict, one decorator, three functions.
+"""The recipe registry: one dict, one decorator, and :func:`list_recipes`, :func:`get_recipe`,
+:func:`build` (with :func:`build_checked`, the same for a command).
 
-Recipes live in the top-level ``recipes`` package; each module registers its build functions with
-``@recipe(...)``. Registration only records the function, so listing recipes (and reading their
-hyperparameters from the signature) never imports Keras or TensorFlow.
+Recipes are plugins: labkit never imports them by name. A package declares its recipe modules
+under the ``labkit.recipes`` entry-point group (the course's ``recipes`` package does, in
+pyproject.toml), and every public module of such a package registers its build functions with
+``@recipe(...)`` when it is imported. ``LABKIT_RECIPES`` (module names, comma-separated) adds
+packages that are not installed, e.g. a checkout on ``PYTHONPATH``. Registration only records
+the function, so listing recipes (and reading their hyperparameters from the signature) never
+imports Keras or TensorFlow.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import importlib
 import inspect
+import os
 import pkgutil
 import re
 from collections.abc import Callable
@@ -114,12 +121,33 @@ def recipe(name: str, *, summary: str, topic: int | tuple[int, ...], detail: str
     return register
 
 
+ENTRY_POINTS = "labkit.recipes"  # the entry-point group recipe packages declare themselves in
+EXTRA = "LABKIT_RECIPES"  # environment: more recipe modules or packages, comma-separated
+
+
+def recipe_modules() -> list[str]:
+    """The recipe modules and packages to import: the ``labkit.recipes`` entry points' and
+    ``$LABKIT_RECIPES``'s, each once."""
+    from importlib.metadata import entry_points
+
+    declared = [point.value for point in entry_points(group=ENTRY_POINTS)]
+    extra = [name.strip() for name in os.environ.get(EXTRA, "").split(",") if name.strip()]
+    return list(dict.fromkeys(declared + extra))
+
+
+@functools.cache
 def _load_all() -> None:
-    """Import every module of the ``recipes`` package so that its recipes register."""
-    package = importlib.import_module("recipes")
-    for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"recipes.{module.name}")
+    """Import every recipe module once (a package: each of its modules not starting with
+    ``_``), so that their recipes register."""
+    for name in recipe_modules():
+        try:
+            module = importlib.import_module(name)
+        except ImportError as err:
+            raise LabkitError(f"Recipe package {name!r} (from the {ENTRY_POINTS} entry points "
+                              f"or ${EXTRA}) cannot be imported: {err}") from None
+        for found in pkgutil.iter_modules(getattr(module, "__path__", [])):
+            if not found.name.startswith("_"):
+                importlib.import_module(f"{name}.{found.name}")
 
 
 def list_recipes(pattern: str = "*") -> list[str]:

@@ -1,8 +1,9 @@
 """Run directories: ``runs/<name>/`` with config, history, metrics, model and plots.
 
 Create one (:func:`create_run`), open one (:func:`open_run`), read it back (:class:`Run`: config,
-metrics, history, model), load its models (:func:`load_model`), list them (:func:`list_runs`),
-and keep two processes from training the same one (:func:`lock`). Every file is written through
+spec, metrics, history, model), load its models (:func:`load_model`, :func:`inference_model`),
+and keep two processes from training the same one (:func:`lock`). What the files are called and
+how an older run is read is :mod:`labkit.layout`'s; every file is written through
 :mod:`labkit.files`, so it is whole or absent whenever the process stops.
 """
 
@@ -17,23 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit import layout
 from labkit.errors import LabkitError
 
-CONFIG, HISTORY, METRICS, MODEL, CURVES = (
-    "config.json", "history.csv", "metrics.json", "model.keras", "curves.png")
-TENSORBOARD = "tensorboard"
-# config.json's "model_inputs": model.keras starts with the dataset's preprocessing and takes raw
-# values (uint8 pixels, CSV columns). Runs made before it lack the key: their models take
-# preprocessed values. Checkpoints (last.keras, best.keras) always take preprocessed values.
-RAW = "raw"
 WRAPPER = "with_preprocessing"  # name of the model that puts the preprocessing first
-LOCK = ".lock"  # holds the pid of the process training the run
 
 
 @dataclass(frozen=True)
 class Run:
-    """A run directory on disk: ``run.config``, ``run.metrics``, ``run.history`` (a DataFrame),
-    ``run.model`` (the trained Keras model) and ``run.plot()`` (the learning curves)."""
+    """A run directory on disk: ``run.config``, ``run.spec`` (its data), ``run.metrics``,
+    ``run.history`` (a DataFrame), ``run.model`` (the trained Keras model) and ``run.plot()``
+    (the learning curves)."""
 
     path: Path
 
@@ -46,18 +41,49 @@ class Run:
 
     @property
     def config(self) -> dict:
-        return self._json(CONFIG)
+        """config.json, as this labkit's format (:func:`labkit.layout.migrate`)."""
+        return layout.migrate(self._json(layout.CONFIG), str(self.file(layout.CONFIG)))
+
+    @functools.cached_property
+    def spec(self):
+        """The :class:`~labkit.data.base.DatasetSpec` the run recorded (input shape, task, class
+        and feature names, preprocessing); for a run that recorded none, its dataset's, loaded
+        once."""
+        from labkit.data.base import DatasetSpec, Preprocessing
+
+        config = self.config
+        recorded = config["data_spec"]
+        if recorded is None:  # a format-1 run: its data, split and tasked as training had it
+            import dataclasses
+
+            from labkit import data
+
+            spec = data.load(config["dataset"], validation_split=config["validation_split"],
+                             data_dir=config.get("data_dir"),
+                             options=config.get("data_options") or {}).spec
+            return dataclasses.replace(spec, task=config.get("task") or spec.task)
+        prep = Preprocessing.from_dict(recorded.get("preprocessing", {}))
+        return DatasetSpec(config.get("dataset", ""), tuple(recorded["input_shape"]),
+                           recorded["num_classes"], task=recorded["task"],
+                           class_names=tuple(recorded.get("class_names", ())), scale=prep.scale,
+                           mean=prep.mean, variance=prep.variance,
+                           feature_names=tuple(recorded.get("feature_names", ())))
+
+    @property
+    def raw_inputs(self) -> bool:
+        """Whether model.keras takes raw values (see :data:`labkit.layout.RAW`)."""
+        return self.config["model_inputs"] == layout.RAW
 
     @property
     def metrics(self) -> dict:
-        return self._json(METRICS) if self.file(METRICS).exists() else {}
+        return self._json(layout.METRICS) if self.file(layout.METRICS).exists() else {}
 
     @property
     def history(self):
         """history.csv as a pandas DataFrame, a row per finished epoch (empty before the first)."""
         import pandas as pd
 
-        path = self.file(HISTORY)
+        path = self.file(layout.HISTORY)
         if not path.exists():
             return pd.DataFrame()
         try:
@@ -68,8 +94,8 @@ class Run:
             from labkit.files import FileFault
 
             raise FileFault(path, err) from None
-        if "epoch" not in history.columns:
-            raise LabkitError(f"{path} is damaged: it has no epoch column.")
+        if layout.EPOCH not in history.columns:
+            raise LabkitError(f"{path} is damaged: it has no {layout.EPOCH} column.")
         return history
 
     @functools.cached_property
@@ -101,9 +127,11 @@ def open_run(path: str | os.PathLike) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise LabkitError(f"Run directory {str(path)!r} does not exist. See `labkit runs`.")
-    if not (path / CONFIG).is_file():
-        raise LabkitError(f"{str(path)!r} is not a labkit run directory (no {CONFIG}).")
-    return Run(path)
+    if not (path / layout.CONFIG).is_file():
+        raise LabkitError(f"{str(path)!r} is not a labkit run directory (no {layout.CONFIG}).")
+    run = Run(path)
+    run.config  # noqa: B018 — a config from a newer labkit, or a damaged one, fails here
+    return run
 
 
 def checked_child(parent: str | os.PathLike, name: str, option: str = "--name") -> Path:
@@ -134,7 +162,7 @@ def create_run(runs_dir: str | os.PathLike, name: str) -> Run:
         raise FileFault(err.filename or candidate, err) from None
 
 
-def load_model(run: Run, name: str = MODEL, compile: bool = True):
+def load_model(run: Run, name: str = layout.MODEL, compile: bool = True):
     """The run's trained ``model.keras`` (or checkpoint ``name``), through
     :func:`labkit.trust.load_keras`; missing, damaged or untrusted is a LabkitError."""
     from labkit.trust import load_keras
@@ -144,11 +172,6 @@ def load_model(run: Run, name: str = MODEL, compile: bool = True):
         status = run.metrics.get("status", "unfinished")
         raise LabkitError(f"{run.path} has no {name} (run status: {status}).")
     return load_keras(path, compile=compile)
-
-
-def takes_raw_inputs(run: Run) -> bool:
-    """Whether the run's ``model.keras`` takes raw values (see :data:`RAW`)."""
-    return run.config.get("model_inputs") == RAW
 
 
 def with_preprocessing(model, prep):
@@ -166,39 +189,16 @@ def with_preprocessing(model, prep):
     return keras.Model(inputs, model(x), name=WRAPPER)
 
 
-MODELS = {"final": MODEL, "best": "best.keras", "last": "last.keras"}  # --model's choices
-
-
-def data_spec(run: Run):
-    """The dataset spec the run recorded (input shape, task, class and feature names,
-    preprocessing); None for runs made before it was recorded."""
-    from labkit.data.base import DatasetSpec, Preprocessing
-
-    recorded = run.config.get("data_spec")
-    if recorded is None:
-        return None
-    prep = Preprocessing.from_dict(recorded.get("preprocessing", {}))
-    return DatasetSpec(run.config.get("dataset", ""), tuple(recorded["input_shape"]),
-                       recorded["num_classes"], task=recorded["task"],
-                       class_names=tuple(recorded.get("class_names", ())), scale=prep.scale,
-                       mean=prep.mean, variance=prep.variance,
-                       feature_names=tuple(recorded.get("feature_names", ())))
-
-
-def inference_model(run: Run, which: str = "final", spec=None):
+def inference_model(run: Run, which: str = "final"):
     """The run's ``final`` (model.keras), ``best`` or ``last`` model, taking raw inputs: the
-    checkpoints (and models of runs from before model.keras took raw inputs) get the
-    preprocessing of ``spec`` (default: the recorded one) in front."""
-    if which not in MODELS:
-        raise LabkitError(f"--model must be one of {', '.join(MODELS)}. Received: {which!r}")
-    model = load_model(run, MODELS[which], compile=False)
-    if which == "final" and takes_raw_inputs(run):
+    checkpoints (and a format-1 run's model.keras) get the run's preprocessing in front."""
+    if which not in layout.MODELS:
+        raise LabkitError(f"--model must be one of {', '.join(layout.MODELS)}. "
+                          f"Received: {which!r}")
+    model = load_model(run, layout.MODELS[which], compile=False)
+    if which == "final" and run.raw_inputs:
         return model
-    spec = spec or data_spec(run)
-    if spec is None:
-        raise LabkitError(f"{run.path} records no preprocessing (an older run); evaluate it "
-                          "with `labkit evaluate`, or retrain it to predict on raw inputs.")
-    return with_preprocessing(model, spec.preprocessing)
+    return with_preprocessing(model, run.spec.preprocessing)
 
 
 def unwrap(model):
@@ -211,7 +211,7 @@ def lock(run: Run) -> Iterator[None]:
     """Hold ``run``'s lock file while training it; a second process is refused with a
     LabkitError. A lock left by a process that no longer exists (kill -9, power cut) is stale
     and taken over."""
-    path = run.file(LOCK)
+    path = run.file(layout.LOCK)
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -247,27 +247,3 @@ def _alive(pid: int) -> bool:
     except OSError as err:
         return err.errno == errno.EPERM  # exists, owned by someone else
     return True
-
-
-def list_runs(runs_dir: str | os.PathLike) -> list[dict]:
-    """A row per run under ``runs_dir``: name, recipe, dataset, epochs, best val accuracy, date."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise LabkitError(f"Runs directory {str(runs_dir)!r} does not exist.")
-    rows = []
-    for path in sorted(p for p in runs_dir.iterdir() if (p / CONFIG).is_file()):
-        run = Run(path)
-        try:
-            config, metrics = run.config, run.metrics
-        except LabkitError:
-            continue  # a folder a user broke by hand is skipped, not fatal for the listing
-        rows.append({
-            "name": path.name,
-            "recipe": config.get("recipe"),
-            "dataset": config.get("dataset"),
-            "epochs": metrics.get("epochs_completed", 0),
-            "best_val_accuracy": metrics.get("best_val_accuracy"),
-            "status": metrics.get("status", "running"),
-            "date": config.get("created", ""),
-        })
-    return rows

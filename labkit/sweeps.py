@@ -26,24 +26,23 @@ import datetime as dt
 import itertools
 import math
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from labkit import runs, tasks
+from labkit import layout, runs, tasks
 from labkit._lazy import lazy_import
-from labkit.comparison import SWEEP_FILE
-from labkit.config import RECORD_ONLY, TrainConfig
+from labkit.config import NOT_OPTIONS, TrainConfig
 from labkit.errors import LabkitError
 from labkit.files import FileFault, write_json
 from labkit.options import did_you_mean, parse_call
 
 np = lazy_import("numpy")
 pd = lazy_import("pandas")
+training = lazy_import("labkit.training")  # Keras loads only when a trial trains
 
-RESULTS, PICTURE = "results.csv", "sweep.png"
 DISTRIBUTIONS = ("uniform", "loguniform", "int")
-NOT_SWEPT = {"recipe", "name", "runs_dir", "hparams", "data_options", *RECORD_ONLY}
 ENDED = ("completed", "diverged", "failed")
 
 
@@ -155,7 +154,7 @@ def check_names(base: TrainConfig, space: dict) -> None:
     """Every swept name is a training option or one of the recipe's hyperparameters."""
     from labkit import registry
 
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} - NOT_SWEPT
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - NOT_OPTIONS - {"recipe"}
     hyper = set(registry.get_recipe(base.recipe).hyperparameters)
     for name in (*space["grid"], *space["range"], *space["choice"]):
         if name not in fields | hyper:
@@ -180,16 +179,16 @@ class Sweep:
         import json
 
         path = Path(path)
-        file = path / SWEEP_FILE
+        file = path / layout.SWEEP
         if not file.is_file():
-            raise LabkitError(f"{path} is not a sweep folder (it has no {SWEEP_FILE}).")
+            raise LabkitError(f"{path} is not a sweep folder (it has no {layout.SWEEP}).")
         try:
             return cls(path, json.loads(file.read_text()))
         except (ValueError, OSError) as err:
             raise LabkitError(f"{file} cannot be read: {err}") from None
 
     def save(self) -> None:
-        write_json(self.path / SWEEP_FILE, self.state)
+        write_json(self.path / layout.SWEEP, self.state)
 
     @property
     def trials(self) -> list[dict]:
@@ -218,7 +217,8 @@ def create(config: TrainConfig, space: dict, *, name: str | None = None,
     if folder.exists():
         raise LabkitError(f"{folder} exists; continue it with --resume {folder}, or pick "
                           "another --name.")
-    base = {k: v for k, v in config.to_dict().items() if k not in RECORD_ONLY | {"name"}}
+    base = {k: v for k, v in config.to_dict().items()
+            if k not in layout.RECORD_ONLY | {"name"}}
     for index, trial in enumerate(values, 1):
         trial_config(base, trial, folder, _trial_name(index))  # a bad value fails here
     folder.mkdir(parents=True)
@@ -231,13 +231,13 @@ def create(config: TrainConfig, space: dict, *, name: str | None = None,
     return sweep
 
 
-def run_trials(sweep: Sweep, echo=print, max_time: float | None = None) -> Sweep:
+def run_trials(sweep: Sweep, echo=print, max_time: float | None = None,
+               stop: threading.Event | None = None) -> Sweep:
     """Run the sweep's trials that have not ended: a trial folder left by a killed or stopped
     sweep resumes from its last epoch, one that never started is trained; a diverging trial is
     recorded and the sweep goes on. Stops starting new trials after ``max_time`` seconds. At the
-    end (every trial ended) writes results.csv and sweep.png."""
-    from labkit import training
-
+    end (every trial ended) writes results.csv and sweep.png. ``stop`` set: the running trial
+    stops at its next epoch boundary (:class:`labkit.training.Interrupted`), as on Ctrl-C."""
     start = time.monotonic()
     total = len(sweep.trials)
     for index, trial in enumerate(sweep.trials, 1):
@@ -255,7 +255,7 @@ def run_trials(sweep: Sweep, echo=print, max_time: float | None = None) -> Sweep
         trial["status"] = "running"
         sweep.save()
         try:
-            run = _train_or_resume(sweep, trial, folder, echo, training)
+            run = _train_or_resume(sweep, trial, folder, echo, stop)
         except training.Interrupted:
             trial["status"] = "interrupted"
             sweep.save()
@@ -279,16 +279,17 @@ def run_trials(sweep: Sweep, echo=print, max_time: float | None = None) -> Sweep
     return sweep
 
 
-def _train_or_resume(sweep: Sweep, trial: dict, folder: Path, echo, training):
-    if (folder / runs.CONFIG).is_file():
+def _train_or_resume(sweep: Sweep, trial: dict, folder: Path, echo,
+                     stop: threading.Event | None):
+    if (folder / layout.CONFIG).is_file():
         run = runs.open_run(folder)
         if run.metrics.get("status") in ("completed", "diverged"):
             return run  # it ended after the sweep last wrote sweep.json
-        return training.resume(folder, echo)
+        return training.resume(folder, echo, stop)
     if folder.exists():  # made, but killed before its config was written
         shutil.rmtree(folder)
     config = trial_config(sweep.state["base"], trial["values"], sweep.path, trial["name"])
-    return training.train(config, echo)
+    return training.train(config, echo, stop)
 
 
 def results(sweep: Sweep):
@@ -299,7 +300,7 @@ def results(sweep: Sweep):
     for trial in sweep.trials:
         row = {"trial": trial["name"], **trial["values"], "status": trial["status"]}
         folder = sweep.path / trial["name"]
-        if (folder / runs.METRICS).is_file():
+        if (folder / layout.METRICS).is_file():
             metrics = runs.open_run(folder).metrics
             row["epochs"] = metrics.get("epochs_completed")
             row[f"best_{monitor}"] = metrics.get(f"best_{monitor}")
@@ -320,7 +321,7 @@ def write_results(sweep: Sweep) -> None:
     from labkit.files import atomic_path
 
     frame = results(sweep)
-    with atomic_path(sweep.path / RESULTS) as tmp:
+    with atomic_path(sweep.path / layout.RESULTS) as tmp:
         frame.to_csv(tmp, index=False)
     space = sweep.state["space"]
     swept = {**{n: v if not _numeric(v) else "linear" for n, v in space["grid"].items()},
@@ -329,16 +330,18 @@ def write_results(sweep: Sweep) -> None:
              **dict(space["choice"].items())}
     column = f"best_{sweep.monitor}"
     if column in frame and frame[column].notna().any():
-        plots.sweep_points(frame, swept, column, sweep.path / PICTURE)
+        plots.sweep_points(frame, swept, column, sweep.path / layout.SWEEP_PICTURE)
 
 
 def _numeric(values: list) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
-def resume(path, echo=print, max_time: float | None = None) -> Sweep:
-    """Continue the sweep at ``path``: ended trials are kept, the rest run."""
+def resume(path, echo=print, max_time: float | None = None,
+           stop: threading.Event | None = None) -> Sweep:
+    """Continue the sweep at ``path``: ended trials are kept, the rest run (``stop`` as for
+    :func:`run_trials`)."""
     sweep = Sweep.open(path)
     done = sum(t["status"] in ENDED for t in sweep.trials)
     echo(f"Resuming {sweep.path}: {done} of {len(sweep.trials)} trials ended")
-    return run_trials(sweep, echo, max_time)
+    return run_trials(sweep, echo, max_time, stop)

@@ -17,6 +17,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,12 @@ import keras
 import numpy as np
 
 from labkit import (
-    __version__,
     checkpoint,
     data,
     devices,
     export,
     files,
+    layout,
     optim,
     phases,
     plots,
@@ -38,11 +39,12 @@ from labkit import (
     runs,
     tasks,
 )
-from labkit.callbacks import STOP_REQUESTED, RunRecorder, training_controls
+from labkit.callbacks import RunRecorder, training_controls
 from labkit.config import TrainConfig
 from labkit.data import pipeline
 from labkit.data.batches import ArrayBatches
 from labkit.errors import LabkitError
+from labkit.version import __version__
 
 Echo = Callable[[str], None]
 
@@ -56,7 +58,8 @@ class StoppedByFault(LabkitError):
 
 
 class Interrupted(Exception):
-    """Training stopped by Ctrl-C; the finished epochs are saved in ``run``."""
+    """Training stopped by Ctrl-C, SIGTERM or a stop event; the finished epochs are saved in
+    ``run``."""
 
     def __init__(self, run: runs.Run) -> None:
         super().__init__("interrupted")
@@ -74,7 +77,8 @@ class Prepared:
     plan: list[phases.Phase]
 
 
-def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
+def train(config: TrainConfig, echo: Echo = print,
+          stop: threading.Event | None = None) -> runs.Run:
     """Train ``config`` and write its run directory; returns the run.
 
     Every option is validated, the data loaded and the model built before the run directory is
@@ -83,8 +87,12 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
     is built, compiled and fitted inside the precision policy and distribution strategy the
     config asks for (:func:`labkit.devices.placed`).
 
+    ``stop``: an event that, once set (from another thread, or by the handlers of
+    :func:`labkit.interrupts.stop_on_signals`), stops training at the next epoch boundary.
+
     Raises:
-        Interrupted: on Ctrl-C, after saving what finished; ``resume(err.run.path)`` continues.
+        Interrupted: on Ctrl-C or ``stop``, after saving what finished;
+            ``resume(err.run.path)`` continues.
     """
     config = config if config.is_resolved else config.resolve()
     with devices.placed(config.precision, config.distribute, config.devices, echo) as place:
@@ -98,16 +106,17 @@ def train(config: TrainConfig, echo: Echo = print) -> runs.Run:
         check_room(config.runs_dir, prepared.model)
         run = open_run(prepared, echo)
         with runs.lock(run):
-            return fit_and_finish(prepared, run)
+            return fit_and_finish(prepared, run, stop=stop)
 
 
-def resume(path: str | Path, echo: Echo = print) -> runs.Run:
+def resume(path: str | Path, echo: Echo = print,
+           stop: threading.Event | None = None) -> runs.Run:
     """Continue the interrupted run at ``path`` from its last finished epoch.
 
     The model, the optimizer's state (moments, step count, so the schedule's position), early
     stopping's and reduce-on-plateau's counters and the best metric come from ``last.keras``;
     history.csv keeps the epochs up to it and continues after them. The run's precision policy
-    and distribution are used again.
+    and distribution are used again. ``stop`` as for :func:`train`.
     """
     run = runs.open_run(path)
     with runs.lock(run):
@@ -127,25 +136,25 @@ def resume(path: str | Path, echo: Echo = print) -> runs.Run:
             done = saved.state["epoch"] if saved else 0
             prepared = prepare(config, model=model, epochs_done=done, place=place)
             echo(f"Resuming {run.path} after epoch {done}")
-            return fit_and_finish(prepared, run, saved, rows=previous_rows(run, done))
+            return fit_and_finish(prepared, run, saved, rows=previous_rows(run, done), stop=stop)
 
 
 def readable_checkpoint(run: runs.Run, echo: Echo = print):
     """``(checkpoint, model)`` to resume ``run`` from: last.keras, or best.keras (an earlier
     epoch, said so) when last.keras is damaged; ``(None, None)`` before the first epoch."""
-    last, best = run.file(checkpoint.LAST), run.file(checkpoint.BEST)
+    last, best = run.file(layout.LAST), run.file(layout.BEST)
     if not last.exists():
         return None, None
     try:
-        return checkpoint.read(last), runs.load_model(run, checkpoint.LAST, compile=False)
+        return checkpoint.read(last), runs.load_model(run, layout.LAST, compile=False)
     except LabkitError as damaged:
         if not best.exists():
             raise LabkitError(f"{damaged} There is no best.keras to fall back on, so the run "
                               f"cannot be resumed; start it again with: labkit train --config "
-                              f"{run.file(runs.CONFIG)}") from None
+                              f"{run.file(layout.CONFIG)}") from None
         try:
             saved = checkpoint.read(best)
-            model = runs.load_model(run, checkpoint.BEST, compile=False)
+            model = runs.load_model(run, layout.BEST, compile=False)
         except LabkitError as also:
             raise LabkitError(f"{damaged} best.keras cannot be used either: {also}") from None
         echo(f"{damaged} Resuming from best.keras instead, after epoch {saved.state['epoch']}; "
@@ -189,15 +198,15 @@ def open_run(prepared: Prepared, echo: Echo = print) -> runs.Run:
 def write_config(prepared: Prepared, run: runs.Run) -> None:
     config = prepared.config
     spec = prepared.loaded.spec
-    record = {**config.to_dict(), "run": run.path.name,
+    record = {**config.to_dict(), "format": layout.FORMAT, "run": run.path.name,
               "created": dt.datetime.now().isoformat(timespec="seconds"),
-              "versions": versions(), "derived": prepared.derived, "model_inputs": runs.RAW,
+              "versions": versions(), "derived": prepared.derived, "model_inputs": layout.RAW,
               "data_spec": {"input_shape": list(spec.input_shape),
                             "num_classes": spec.num_classes, "task": spec.task,
                             "class_names": list(spec.class_names),
                             "feature_names": list(spec.feature_names),
                             "preprocessing": spec.preprocessing.to_dict()}}
-    files.write_json(run.file(runs.CONFIG), record)
+    files.write_json(run.file(layout.CONFIG), record)
 
 
 def checkpoint_bytes(model) -> int:
@@ -226,18 +235,19 @@ def check_room(runs_dir, model) -> None:
 
 
 def fit_and_finish(prepared: Prepared, run: runs.Run, saved: checkpoint.Checkpoint | None = None,
-                   rows: list[dict] | None = None) -> runs.Run:
-    """Fit the plan (continuing ``saved``) with a recorder over ``rows`` so far, then finish."""
+                   rows: list[dict] | None = None,
+                   stop: threading.Event | None = None) -> runs.Run:
+    """Fit the plan (continuing ``saved``) with a recorder over ``rows`` so far, then finish;
+    ``stop`` set: stop at the next epoch boundary (:class:`Interrupted`)."""
     config = prepared.config
     recorder = RunRecorder(run, prepared.model, config.monitor, rows=rows or [],
                            with_phase=len(prepared.plan) > 1,
                            state=saved.state if saved else None,
-                           divergence_factor=config.divergence_factor)
+                           divergence_factor=config.divergence_factor, stop=stop)
     try:
         try:
             fit_phases(prepared, recorder, saved)
         except KeyboardInterrupt:
-            STOP_REQUESTED.clear()
             recorder.finish("interrupted")
             raise Interrupted(run) from None
         if recorder.diverged:
@@ -278,7 +288,7 @@ def fit_phases(prepared: Prepared, recorder: RunRecorder,
             checkpoint.restore_optimizer(target.optimizer, target.trainable_variables,
                                          saved.optimizer)
         controls = training_controls(config, saved if resuming else None,
-                                     recorder.run.file(runs.TENSORBOARD))
+                                     recorder.run.file(layout.TENSORBOARD))
         already = state["phase_epochs"] if resuming else 0
         recorder.start_phase(index, phase.name, phase.epochs, already, controls)
         start = len(recorder.rows)
@@ -304,11 +314,11 @@ def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
         tasks.compile_for(saved, optimizer, loaded.spec.task,
                           recipe_loss(prepared.config, loaded.spec.task))
         optimizer.build(saved.trainable_variables)
-    with files.atomic_path(run.file(runs.MODEL)) as tmp:
+    with files.atomic_path(run.file(layout.MODEL)) as tmp:
         saved.save(tmp)
     export.save_samples(run, loaded.val if loaded.val is not None else loaded.test)
     if loaded.spec.input_shape == (2,):
-        plots.decision_boundary(model, loaded, run.file(plots.BOUNDARY))
+        plots.decision_boundary(model, loaded, run.file(layout.BOUNDARY))
     test = {}
     if loaded.test is not None:
         test = tasks.evaluate_split(model, loaded.test, prep=loaded.spec.preprocessing,
@@ -414,7 +424,7 @@ def previous_rows(run: runs.Run, epochs: int) -> list[dict]:
     history = run.history
     if not epochs or history.empty:
         return []
-    return history[history["epoch"] <= epochs].to_dict("records")
+    return history[history[layout.EPOCH] <= epochs].to_dict("records")
 
 
 def versions() -> dict[str, str]:
@@ -462,7 +472,7 @@ def summary(run: runs.Run) -> str:
         lines.append(f"  early stopping at epoch {metrics['stopped_epoch']}"
                      + (f"; weights restored from epoch {restored}" if restored else ""))
     shown = [k for k in metrics if k.startswith(("final_", "test_", "best_val_accuracy"))
-             and k != f"final_{plots.LEARNING_RATE}" and "loss" not in k]
+             and k != f"final_{layout.LEARNING_RATE}" and "loss" not in k]
     for key in sorted(shown, key=lambda k: (k.startswith("test_"), k.startswith("best_"))):
         if isinstance(metrics[key], float):
             lines.append(f"  {key:<20} {metrics[key]:.4f}")

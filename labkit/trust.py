@@ -28,7 +28,10 @@ REFUSED = {
     "__lambda__": "a serialised Python function",
     "TFSMLayer": "a TFSMLayer, which loads an external TensorFlow SavedModel",
 }
-OWN_PACKAGE = "labkit"  # recipes._layers registers its layers as labkit>NAME
+OWN_PACKAGE = "labkit"  # labkit.layers registers its objects as labkit>NAME
+# Modules whose objects a model file may name: labkit's own (runs made before they moved into
+# the library name recipes._layers; the classes are the same, registered under the same names).
+OWN_MODULES = ("labkit.layers", "recipes._layers")
 MAX_CONFIG_BYTES = 64 * 2**20
 
 
@@ -53,7 +56,7 @@ def check_keras() -> None:
 
 def _trusted_module(module: str | None) -> bool:
     return module is None or module == "keras" or module.startswith("keras.") or \
-        module == "recipes._layers"
+        module in OWN_MODULES
 
 
 def untrusted_parts(config) -> list[str]:
@@ -119,7 +122,7 @@ def load_keras(path: str | os.PathLike, compile: bool = True):
     if problems:
         raise LabkitError(f"{path} is not trusted: it contains {'; '.join(problems)}. labkit "
                           "loads only models made of Keras's own layers and labkit's.")
-    import recipes._layers  # noqa: F401  registers labkit's custom layers for loading
+    import labkit.layers  # noqa: F401  registers labkit's own objects for loading
 
     try:
         return keras.models.load_model(path, compile=compile, safe_mode=True)

@@ -12,7 +12,7 @@ from labkit._lazy import lazy_import
 from labkit.options import parse_call
 
 keras = lazy_import("keras")
-custom = lazy_import("recipes._layers")
+custom = lazy_import("labkit.layers")
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "selu", "gelu", "swish", "softplus", "linear",
                "leaky_relu")

@@ -14,9 +14,9 @@ from recipes._common import (
 )
 
 keras = lazy_import("keras")
-custom = lazy_import("recipes._layers")
+custom = lazy_import("labkit.layers")
 
-# The Playground's input features, computed inside the model by recipes._layers.PlaygroundFeatures.
+# The Playground's input features, computed inside the model by labkit.layers.PlaygroundFeatures.
 PLAYGROUND_FEATURES = ("x1", "x2", "x1^2", "x2^2", "x1*x2", "sin(x1)", "sin(x2)")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")  # the Playground's choices
 
@@ -56,12 +56,12 @@ def build(input_shape, num_classes, task="classification", *,
 
     - one tanh output unit, read as P(blue) = (tanh + 1) / 2 so the binary task's accuracy, AUC
       and ``labkit predict`` work (``task="binary"``; regression: one linear unit);
-    - loss ½(output − target)² with targets ±1 (:class:`recipes._layers.PlaygroundSquaredError`);
+    - loss ½(output − target)² with targets ±1 (:class:`labkit.layers.PlaygroundSquaredError`);
     - start weights U(−0.5, 0.5) and biases 0.1;
     - L2 as the Playground's ½w² per weight: a Keras ``l2`` of α/2, since Keras's ``l2`` adds
       α·Σw², whose gradient is twice the Playground's;
     - L1 whose weights die at zero: with ``--optimizer sgd``, a weight that the L1 step carries
-      across 0 is set to 0 and stays 0 (:class:`recipes._layers.PlaygroundSGD`).
+      across 0 is set to 0 and stays 0 (:class:`labkit.layers.PlaygroundSGD`).
 
     Train it without reshuffling (``--no-shuffle``) to keep the Playground's data order.
 

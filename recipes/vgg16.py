@@ -19,7 +19,7 @@ from recipes._common import (
 )
 
 keras = lazy_import("keras")
-custom = lazy_import("recipes._layers")
+custom = lazy_import("labkit.layers")
 
 BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))  # (conv layers, filters) per block
 NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"

@@ -1,5 +1,7 @@
 import os
 
+from labkit import layout
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Load Keras on its configured backend first: `labkit describe` would otherwise pick the light
@@ -48,7 +50,7 @@ def base_run(tmp_path_factory):
         if input_shape not in made:
             run = runs.create_run(tmp_path_factory.mktemp("base"), "base")
             model = registry.build("mlp", input_shape=input_shape, num_classes=4, units=[8])
-            model.save(run.file(runs.MODEL))
+            model.save(run.file(layout.MODEL))
             made[input_shape] = run.path
         return made[input_shape]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from labkit import runs, training
+from labkit import layout, runs, training
 from labkit.config import TrainConfig
 
 
@@ -15,13 +15,13 @@ def small_config(tmp_path, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def fit(tmp_path, **overrides) -> runs.Run:
-    """Train :func:`small_config` silently; the run."""
-    return training.train(small_config(tmp_path, **overrides), echo=lambda _: None)
+def fit(tmp_path, stop=None, **overrides) -> runs.Run:
+    """Train :func:`small_config` silently (``stop``: the run's stop event); the run."""
+    return training.train(small_config(tmp_path, **overrides), echo=lambda _: None, stop=stop)
 
 
 def history(run: runs.Run) -> pd.DataFrame:
-    return pd.read_csv(run.file(runs.HISTORY))
+    return pd.read_csv(run.file(layout.HISTORY))
 
 
 def error_line(result) -> str:

@@ -6,7 +6,7 @@ import json
 import pytest
 from helpers import error_line, fit
 
-from labkit import runs
+from labkit import layout
 from labkit.config import RECORD_ONLY, TrainConfig, resolve_train_config
 
 
@@ -40,7 +40,7 @@ def test_run_config_json_reruns_with_every_option(tmp_path):
     assert again.to_dict() == {**stored, "class_weight": {3: 2.0}}  # JSON keys are strings
     assert again.class_weight == {3: 2.0} and again.schedule == {"name": "cosine", "epochs": 1,
                                                                    "alpha": 0.0}
-    events = list((run.path / runs.TENSORBOARD).rglob("events.out.tfevents*"))
+    events = list((run.path / layout.TENSORBOARD).rglob("events.out.tfevents*"))
     assert {p.parent.name for p in events} >= {"train", "validation"}
 
 

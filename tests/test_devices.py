@@ -45,7 +45,7 @@ def test_a_resumed_mixed_run_keeps_its_policy(tmp_path, monkeypatch):
 
     def stop_after_first_epoch(self, epoch, logs=None):  # as Ctrl-C during epoch 2 would
         finish_epoch(self, epoch, logs)
-        callbacks.STOP_REQUESTED.set()
+        self.stop.set()
 
     monkeypatch.setattr(callbacks.RunRecorder, "on_epoch_end", stop_after_first_epoch)
     with pytest.raises(training.Interrupted) as stopped:
@@ -162,7 +162,7 @@ finish_epoch = callbacks.RunRecorder.on_epoch_end
 
 def stop_after_first_epoch(self, epoch, logs=None):
     finish_epoch(self, epoch, logs)
-    callbacks.STOP_REQUESTED.set()
+    self.stop.set()
 
 callbacks.RunRecorder.on_epoch_end = stop_after_first_epoch
 try:

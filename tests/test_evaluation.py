@@ -6,6 +6,8 @@ import json
 import pandas as pd
 import pytest
 
+from labkit import layout
+
 
 def test_evaluate_prints_and_saves_confusion_matrix(cli, digits_run):
     result = cli("evaluate", digits_run.path)
@@ -41,14 +43,14 @@ def test_a_run_from_before_models_took_raw_inputs_still_evaluates(digits_run, tm
 
     old = tmp_path / "old"
     shutil.copytree(digits_run.path, old)
-    config = json.loads((old / runs.CONFIG).read_text())
-    del config["model_inputs"], config["data_spec"]
-    (old / runs.CONFIG).write_text(json.dumps(config))
-    wrapped = keras.models.load_model(old / runs.MODEL)
+    config = json.loads((old / layout.CONFIG).read_text())
+    del config["format"], config["model_inputs"], config["data_spec"]  # a format-1 run
+    (old / layout.CONFIG).write_text(json.dumps(config))
+    wrapped = keras.models.load_model(old / layout.MODEL)
     bare = runs.unwrap(wrapped)
     bare.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     bare.optimizer.build(bare.trainable_variables)
-    bare.save(old / runs.MODEL)
+    bare.save(old / layout.MODEL)
     report = evaluation.evaluate(old)
     assert report["test_accuracy"] == pytest.approx(digits_run.metrics["test_accuracy"],
                                                     abs=1e-6)

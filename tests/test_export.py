@@ -1,6 +1,7 @@
-"""``labkit export`` (labkit.export): every format written, loaded by its own runtime and compared
-with the Keras model on the run's kept raw examples; the model card's snippet runs; a failing
-export is removed."""
+"""``labkit export`` (labkit.export): every format of the registry (labkit.formats) written,
+loaded by its own runtime and compared with the Keras model on the run's kept raw examples; the
+model card's snippet runs; a failing export is removed. A format added to the registry is
+tested here without touching this file."""
 
 import json
 import os
@@ -9,15 +10,15 @@ import numpy as np
 import pytest
 from helpers import error_line
 
-from labkit import export, runs
+from labkit import export, formats, layout
 from labkit.errors import LabkitError
 
-FORMATS = ["keras", "savedmodel", "litert", "onnx"]
+FORMATS = list(formats.FORMATS)
 
 
 @pytest.fixture(scope="module")
 def exported(digits_run, tmp_path_factory):
-    """All four formats of the digits run, in one folder each."""
+    """Every format of the digits run, in one folder each."""
     root = tmp_path_factory.mktemp("exports")
     results = export.export(digits_run.path, "all", str(root))
     return root, {r["format"]: r for r in results}
@@ -33,7 +34,7 @@ def test_training_keeps_raw_examples_for_exports(digits_run):
 def test_each_format_matches_keras_in_its_runtime(exported, fmt):
     root, results = exported
     folder = root / fmt
-    assert (folder / export.MODEL_FILES[fmt]).exists()
+    assert (folder / formats.get(fmt).file).exists()
     parity = json.loads((folder / "parity.json").read_text())
     assert parity["examples"] == 256 and parity["max_abs_diff"] <= export.TOLERANCE
     card = json.loads((folder / "labkit.json").read_text())
@@ -41,7 +42,7 @@ def test_each_format_matches_keras_in_its_runtime(exported, fmt):
     assert card["input"]["shape"] == [None, 8, 8, 1]
     assert card["preprocessing_inside"] == ["Rescaling (inputs × 1/16)"]
     assert card["class_names"] == [str(i) for i in range(10)]
-    assert export.SNIPPETS[fmt] in (folder / "README.md").read_text()
+    assert formats.get(fmt).snippet in (folder / "README.md").read_text()
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -52,21 +53,29 @@ def test_the_model_cards_three_lines_run_without_labkit(exported, digits_run, fm
     os.chdir(root / fmt)
     try:
         scope = {"x": x[:5]}
-        exec(export.SNIPPETS[fmt], scope)  # noqa: S102  the documented snippet, as a user runs it
+        exec(formats.get(fmt).snippet, scope)  # noqa: S102  the documented snippet, as a user runs it
     finally:
         os.chdir(here)
     import keras
 
-    expected = keras.models.load_model(digits_run.file(runs.MODEL)).predict(x[:5], verbose=0)
+    expected = keras.models.load_model(digits_run.file(layout.MODEL)).predict(x[:5], verbose=0)
     np.testing.assert_allclose(np.asarray(scope["outputs"]), expected, atol=export.TOLERANCE)
 
 
-def test_the_readme_shows_every_snippet():
+def test_the_readme_shows_the_registrys_table_and_every_snippet():
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for fmt, snippet in export.SNIPPETS.items():
-        assert snippet in readme, fmt
+    assert formats.markdown_table() in readme
+    for fmt in formats.FORMATS.values():
+        assert fmt.snippet in readme, fmt.name
+
+
+def test_the_cli_offers_exactly_the_registrys_formats():
+    from labkit.cli import main
+
+    option = next(p for p in main.commands["export"].params if p.name == "fmt")
+    assert list(option.type.choices) == [*formats.FORMATS, formats.ALL]
 
 
 @pytest.mark.slow
@@ -86,13 +95,15 @@ def test_quantized_litert_agrees_on_the_top_class_and_reports_accuracy(tmp_path)
 
 def test_a_disagreeing_export_is_removed_and_names_the_worst_example(digits_run, tmp_path,
                                                                       monkeypatch):
-    real = export._runtime
+    import dataclasses
 
-    def perturbed(fmt, target):
-        run = real(fmt, target)
+    onnx = formats.get("onnx")
+
+    def perturbed(target):
+        run = onnx.load(target)
         return lambda x: run(x) + np.where(np.arange(len(x)) == 7, 0.5, 0.0)[:, None]
 
-    monkeypatch.setattr(export, "_runtime", perturbed)
+    monkeypatch.setitem(formats.FORMATS, "onnx", dataclasses.replace(onnx, load=perturbed))
     with pytest.raises(LabkitError, match="The onnx export disagrees with the Keras model: "
                                           "example 7 differs by 0.5"):
         export.export(digits_run.path, "onnx", str(tmp_path / "bad"))
@@ -104,7 +115,7 @@ def test_an_older_run_without_kept_examples_loads_its_data(digits_run, tmp_path)
 
     old = tmp_path / "old"
     shutil.copytree(digits_run.path, old)
-    (old / export.SAMPLES).unlink()
+    (old / layout.SAMPLES).unlink()
     [result] = export.export(old, "keras", str(tmp_path / "k"))
     assert result["examples"] == 256 and result["max_abs_diff"] <= export.TOLERANCE
 
@@ -139,7 +150,10 @@ def test_the_onnx_export_records_its_opset(exported):
 
 
 def test_a_missing_runtime_package_names_the_install_command(cli, digits_run, monkeypatch):
-    monkeypatch.setattr(export, "_packages", lambda fmt: ["no_such_runtime_package"])
+    import dataclasses
+
+    monkeypatch.setitem(formats.FORMATS, "onnx", dataclasses.replace(
+        formats.get("onnx"), packages=("no_such_runtime_package",)))
     result = cli("export", digits_run.path, "--format", "onnx")
     assert error_line(result) == ('Error: --format onnx needs no_such_runtime_package: '
                                   'pip install -e ".[export]"')

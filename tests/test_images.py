@@ -12,7 +12,7 @@ from helpers import error_line
 from PIL import Image
 
 import labkit
-from labkit import runs
+from labkit import layout, runs
 from labkit.data import images, pipeline
 from labkit.errors import LabkitError
 
@@ -186,7 +186,7 @@ def test_binary_folder_run_end_to_end_and_the_saved_model_takes_raw_images(r_lay
     assert report["test_accuracy"] == pytest.approx(run.metrics["test_accuracy"], abs=1e-6)
     # keras alone, on raw uint8 pixels, answers as labkit's evaluation does
     raw_x, raw_y = labkit.data.load(str(r_layout)).test
-    model = keras.models.load_model(run.file(runs.MODEL))
+    model = keras.models.load_model(run.file(layout.MODEL))
     outputs = model.predict(raw_x, verbose=0)
     inner = runs.unwrap(model).predict(pipeline.model_input(raw_x, run_prep(run)), verbose=0)
     np.testing.assert_allclose(outputs, inner, atol=1e-6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import fit, history
 
-from labkit import optim, plots, runs, training
+from labkit import layout, optim, training
 from labkit.config import TrainConfig
 
 
@@ -36,7 +36,7 @@ def test_optimizer_options_reach_the_compiled_optimizer(name, params, expected):
 def test_trained_run_saves_its_optimizer_with_hyperparameters(tmp_path):
     run = fit(tmp_path, epochs=1, optimizer="nesterov", learning_rate=0.02, momentum=0.7,
               clipnorm=2.0)
-    saved = keras.models.load_model(run.file(runs.MODEL)).optimizer.get_config()
+    saved = keras.models.load_model(run.file(layout.MODEL)).optimizer.get_config()
     assert saved["nesterov"] and saved["momentum"] == pytest.approx(0.7)
     assert saved["clipnorm"] == pytest.approx(2.0)
     assert saved["learning_rate"] == pytest.approx(0.02)
@@ -78,11 +78,12 @@ def test_inverse_time_meets_the_robbins_monro_conditions():
 def test_history_has_the_learning_rate_of_each_epoch(tmp_path):
     run = fit(tmp_path, epochs=3, optimizer="sgd", learning_rate=0.1,
               schedule="exponential(rate=0.5, every=1)")
-    assert history(run)[plots.LEARNING_RATE].tolist() == pytest.approx([0.1, 0.05, 0.025], rel=1e-5)
+    assert history(run)[layout.LEARNING_RATE].tolist() == \
+        pytest.approx([0.1, 0.05, 0.025], rel=1e-5)
 
 
 def test_plateau_schedule_lowers_the_rate_when_the_metric_stalls(tmp_path):
     run = fit(tmp_path, epochs=4, optimizer="sgd", learning_rate=0.1,
               schedule="plateau(factor=0.5, patience=0, min_delta=10)")
-    assert history(run)[plots.LEARNING_RATE].tolist() == \
+    assert history(run)[layout.LEARNING_RATE].tolist() == \
         pytest.approx([0.1, 0.1, 0.05, 0.025], rel=1e-5)

@@ -368,8 +368,8 @@ def test_sgd_is_keras_own_unless_the_model_has_the_playgrounds_l1():
     import keras
 
     from labkit import optim
+    from labkit.layers import PlaygroundSGD
     from recipes import playground
-    from recipes._layers import PlaygroundSGD
 
     plain = playground.build((2,), 2, regularization="l1", regularization_rate=0.01)
     exact = playground.build((2,), 2, "binary", exact=True, regularization="l1",

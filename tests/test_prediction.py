@@ -13,7 +13,7 @@ from PIL import Image
 from test_images import write_images
 
 import labkit
-from labkit import runs
+from labkit import layout
 from labkit.data import images
 
 
@@ -32,7 +32,7 @@ def image_run(tmp_path_factory):
 
 def keras_answers(run, paths):
     """What keras alone says on the images decoded as training decoded them."""
-    model = keras.models.load_model(run.file(runs.MODEL))
+    model = keras.models.load_model(run.file(layout.MODEL))
     settings = images.Settings((10, 12), "rgb")
     x, failed = images.decode(paths, settings)
     assert not failed
@@ -103,7 +103,7 @@ def test_csv_rows_are_matched_to_the_feature_columns_by_name(houses_run, tmp_pat
     new = frame[["rooms", "area"]].head(5).assign(street="x")  # other order, an extra column
     new.to_csv(tmp_path / "new.csv", index=False)
     predicted = labkit.predict(run, tmp_path / "new.csv")
-    model = keras.models.load_model(run.file(runs.MODEL))
+    model = keras.models.load_model(run.file(layout.MODEL))
     expected = model.predict(frame[["area", "rooms"]].head(5).to_numpy("float32"), verbose=0)
     np.testing.assert_allclose(predicted["value"], expected[:, 0], rtol=1e-6)
     assert predicted["input"][0] == f"{tmp_path / 'new.csv'}:2"  # the line in the file
@@ -116,7 +116,7 @@ def test_npz_inputs_on_a_digits_run(digits_run, tmp_path):
     x = labkit.data.load("digits").test[0][:7]
     np.savez(tmp_path / "some.npz", x=x[..., 0])  # grey images without the channel axis
     frame = labkit.predict(digits_run, tmp_path / "some.npz")
-    expected = keras.models.load_model(digits_run.file(runs.MODEL)).predict(x, verbose=0)
+    expected = keras.models.load_model(digits_run.file(layout.MODEL)).predict(x, verbose=0)
     assert list(frame["class"]) == [str(i) for i in expected.argmax(axis=1)]
 
 
@@ -147,8 +147,8 @@ def test_a_run_without_a_model_is_a_clear_error(cli, image_run, tmp_path):
     run, root = image_run
     bare = tmp_path / "bare"
     bare.mkdir()
-    (bare / runs.CONFIG).write_text(json.dumps(run.config))
-    (bare / runs.METRICS).write_text(json.dumps({"status": "interrupted"}))
+    (bare / layout.CONFIG).write_text(json.dumps(run.config))
+    (bare / layout.METRICS).write_text(json.dumps({"status": "interrupted"}))
     result = cli("predict", bare, root / "test")
     assert error_line(result) == f"Error: {bare} has no model.keras (run status: interrupted)."
 
@@ -157,7 +157,7 @@ def test_the_model_keeps_its_input_pixels_uint8_raw(image_run):
     """A sanity check of the premise: the saved model rescales itself."""
     run, root = image_run
     image = np.asarray(Image.open(root / "test" / "dogs" / "0.png"))[None]
-    model = keras.models.load_model(run.file(runs.MODEL))
+    model = keras.models.load_model(run.file(layout.MODEL))
     assert model.layers[1].name == "rescaling"
     assert model.predict(image, verbose=0).shape == (1, 1)
 
@@ -165,14 +165,14 @@ def test_the_model_keeps_its_input_pixels_uint8_raw(image_run):
 def test_exports_of_a_folder_run_and_a_csv_run_answer_as_predict_does(image_run, houses_run,
                                                                        tmp_path):
     """export → its runtime → the same answers `labkit predict` gives on the raw files."""
-    from labkit import export
+    from labkit import export, formats
 
     run, root = image_run
     folder = root / "test" / "dogs"
     predicted = labkit.predict(run, folder)
     x, _ = images.decode(sorted(folder.rglob("*.png")), images.Settings((10, 12), "rgb"))
     for result in export.export(run.path, "all", str(tmp_path / "pets")):
-        dogs = np.asarray(export._runtime(result["format"], Path(result["path"]))(
+        dogs = np.asarray(formats.get(result["format"]).load(Path(result["path"]))(
             x.astype("float32")))[:, 0]
         np.testing.assert_allclose(np.where(dogs >= 0.5, dogs, 1 - dogs),
                                    predicted["probability"], atol=1e-4)
@@ -181,5 +181,5 @@ def test_exports_of_a_folder_run_and_a_csv_run_answer_as_predict_does(image_run,
     values = labkit.predict(run, tmp_path / "rows.csv")["value"]
     features = frame[["area", "rooms"]].head(6).to_numpy("float32")
     for result in export.export(run.path, "all", str(tmp_path / "houses")):
-        got = np.asarray(export._runtime(result["format"], Path(result["path"]))(features))
+        got = np.asarray(formats.get(result["format"]).load(Path(result["path"]))(features))
         np.testing.assert_allclose(got[:, 0], values, rtol=1e-4, atol=1e-4)

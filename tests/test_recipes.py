@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import labkit
-from labkit import data, runs
+from labkit import data, layout, runs
 from labkit.config import TrainConfig, resolve_train_config
 from labkit.data import pipeline
 from labkit.errors import LabkitError
@@ -46,7 +46,7 @@ def test_every_recipe_trains_an_epoch_on_bundled_data(recipe, tmp_path, notop_we
     run = quiet_train(tmp_path, recipe, dataset, hparams=hparams, batch_size=64)
     metrics = run.metrics
     assert metrics["status"] == "completed" and 0 <= metrics["test_accuracy"] <= 1
-    assert np.isfinite(pd.read_csv(run.file(runs.HISTORY))["loss"]).all()
+    assert np.isfinite(pd.read_csv(run.file(layout.HISTORY))["loss"]).all()
 
 
 def test_shared_hyperparameters_reach_the_layer_configs():
@@ -105,7 +105,7 @@ def test_ensemble_prediction_is_the_mean_of_its_members():
 def test_ensemble_members_train_in_turn_and_evaluate_reports_each(tmp_path, cli):
     run = quiet_train(tmp_path, "ensemble", epochs=2,
                       hparams={"member": "mlp", "k": 2, "member_hparams": {"units": [8]}})
-    history = pd.read_csv(run.file(runs.HISTORY))
+    history = pd.read_csv(run.file(layout.HISTORY))
     assert list(history["phase"]) == ["member_1", "member_1", "member_2", "member_2"]
     assert list(history["epoch"]) == [1, 2, 3, 4]
     result = cli("evaluate", run.path)
@@ -122,7 +122,7 @@ def test_transfer_from_a_saved_run_freezes_and_replaces_the_head(tmp_path):
     assert model.get_layer("predictions").units == 3
     trainable = {layer.name: layer.trainable for layer in model.layers if layer.weights}
     assert trainable == {"block1_conv": False, "block2_conv": True, "predictions": True}
-    old = runs.unwrap(keras.models.load_model(source.file(runs.MODEL)))
+    old = runs.unwrap(keras.models.load_model(source.file(layout.MODEL)))
     np.testing.assert_array_equal(model.get_layer("block2_conv").kernel.numpy(),
                                   old.get_layer("block2_conv").kernel.numpy())
     frozen = labkit.build("transfer", input_shape=(8, 8, 1), num_classes=3, base=str(source.path))
@@ -191,7 +191,7 @@ def test_vgg16_transfer_run_has_both_phases(tmp_path, notop_weights):
     run = quiet_train(tmp_path, "vgg16_transfer", epochs=1,
                       hparams={"weights": str(notop_weights[0]), "fine_tune_epochs": 1,
                                "dense_units": 8})
-    history = pd.read_csv(run.file(runs.HISTORY))
+    history = pd.read_csv(run.file(layout.HISTORY))
     assert list(history["phase"]) == ["feature_extraction", "fine_tuning"]
     assert list(history["epoch"]) == [1, 2]
     assert run.config["learning_rate"] == 2e-5  # the recipe's preferred rate

@@ -51,6 +51,44 @@ def test_duplicate_name_is_an_error():
     del registry._REGISTRY["dup_test"]
 
 
+def test_labkit_never_imports_the_recipes_it_finds_them_as_plugins():
+    """The library depends on no recipe package: none of its modules names ``recipes`` in an
+    import, and the course's recipes come through the ``labkit.recipes`` entry point."""
+    import ast
+    from pathlib import Path
+
+    root = Path(labkit.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n == "recipes" or n.startswith("recipes.") for n in names), path
+    assert "recipes" in registry.recipe_modules()
+
+
+def test_more_recipe_packages_come_from_labkit_recipes(tmp_path, monkeypatch):
+    package = tmp_path / "my_recipes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tiny.py").write_text(
+        "from labkit.registry import recipe\n\n"
+        "@recipe('tiny_test', summary='a test recipe', topic=1)\n"
+        "def build(input_shape, num_classes, task='classification', *, units=4):\n"
+        "    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(registry.EXTRA, "my_recipes")
+    monkeypatch.setattr(registry, "_load_all", registry._load_all.__wrapped__)
+    try:
+        assert "tiny_test" in labkit.list_recipes()
+        assert labkit.get_recipe("tiny_test").hyperparameters == {"units": 4}
+    finally:
+        registry._REGISTRY.pop("tiny_test", None)
+    monkeypatch.setenv(registry.EXTRA, "no_such_recipes")
+    with pytest.raises(LabkitError, match="Recipe package 'no_such_recipes' .* cannot be "
+                                          "imported"):
+        labkit.list_recipes()
+
+
 def test_hyperparameters_come_from_the_signature():
     hparams = labkit.get_recipe("cnn").hyperparameters
     assert hparams["filters"] == (32, 64) and hparams["dropout"] == 0.5

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from helpers import error_line
 
-from labkit import files, runs
+from labkit import files, layout, runs
 from labkit.errors import LabkitError
 
 
@@ -70,7 +70,7 @@ def test_lock_refuses_a_second_process_and_takes_over_a_stale_one(tmp_path):
     run = runs.create_run(tmp_path, "locked")
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        run.file(runs.LOCK).write_text(str(holder.pid))
+        run.file(layout.LOCK).write_text(str(holder.pid))
         with pytest.raises(LabkitError) as info, runs.lock(run):
             pass
         assert str(info.value) == (f"{run.path} is being trained by process {holder.pid}; wait "
@@ -79,14 +79,14 @@ def test_lock_refuses_a_second_process_and_takes_over_a_stale_one(tmp_path):
         holder.kill()
         holder.wait()
     with runs.lock(run):  # the holder is gone: its lock is stale
-        assert run.file(runs.LOCK).read_text() == str(os.getpid())
-    assert not run.file(runs.LOCK).exists()
+        assert run.file(layout.LOCK).read_text() == str(os.getpid())
+    assert not run.file(layout.LOCK).exists()
 
 
 def test_resume_of_a_run_being_trained_is_refused(cli, digits_run, tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        digits_run.file(runs.LOCK).write_text(str(holder.pid))
+        digits_run.file(layout.LOCK).write_text(str(holder.pid))
         result = cli("train", "--resume", digits_run.path)
         assert result.exit_code == 1
         assert error_line(result) == (
@@ -95,21 +95,21 @@ def test_resume_of_a_run_being_trained_is_refused(cli, digits_run, tmp_path):
     finally:
         holder.kill()
         holder.wait()
-        digits_run.file(runs.LOCK).unlink()
+        digits_run.file(layout.LOCK).unlink()
 
 
 def test_missing_or_broken_model_file(cli, tmp_path, digits_run):
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / runs.CONFIG).write_text(digits_run.file(runs.CONFIG).read_text())
+    (broken / layout.CONFIG).write_text(digits_run.file(layout.CONFIG).read_text())
     result = cli("evaluate", broken)
     assert result.exit_code == 1
     assert error_line(result) == f"Error: {broken} has no model.keras (run status: unfinished)."
-    (broken / runs.MODEL).write_text("not a model")
+    (broken / layout.MODEL).write_text("not a model")
     result = cli("export", broken)
     assert result.exit_code == 1
     assert error_line(result).startswith(
-        f"Error: {broken / runs.MODEL} is damaged or not a Keras model file (File is not a zip "
+        f"Error: {broken / layout.MODEL} is damaged or not a Keras model file (File is not a zip "
         "file)")
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -142,8 +142,40 @@ def test_model_files_load_with_plain_keras_without_labkit(tmp_path, optimizer):
               "    model = keras.models.load_model(path)\n"
               "    print(type(model.optimizer).__module__.split('.')[0], path)\n"
               "assert 'labkit' not in sys.modules and 'recipes' not in sys.modules\n")
-    paths = [str(run.file(name)) for name in (runs.MODEL, "last.keras", "best.keras")]
+    paths = [str(run.file(name)) for name in (layout.MODEL, "last.keras", "best.keras")]
     done = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True,
                           text=True, timeout=300, check=False, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("keras ") == 3
+
+
+def test_config_json_records_its_format_and_older_runs_are_read_through_one_migration(
+        digits_run, tmp_path):
+    import shutil
+
+    assert digits_run.config["format"] == layout.FORMAT
+    old = tmp_path / "old"
+    shutil.copytree(digits_run.path, old)
+    config = json.loads((old / layout.CONFIG).read_text())
+    for key in ("format", "model_inputs", "data_spec"):  # what a format-1 config.json lacks
+        del config[key]
+    (old / layout.CONFIG).write_text(json.dumps(config))
+    run = runs.open_run(old)
+    assert run.config["format"] == layout.FORMAT and not run.raw_inputs
+    assert run.config["data_spec"] is None
+    assert json.loads((old / layout.CONFIG).read_text()) == config  # read, never rewritten
+    assert run.spec == digits_run.spec  # read from the dataset, as training recorded it
+
+
+def test_a_run_from_a_newer_labkit_is_refused_by_name(cli, digits_run, tmp_path):
+    import shutil
+
+    newer = tmp_path / "newer"
+    shutil.copytree(digits_run.path, newer)
+    config = json.loads((newer / layout.CONFIG).read_text())
+    (newer / layout.CONFIG).write_text(json.dumps({**config, "format": layout.FORMAT + 1}))
+    result = cli("evaluate", newer)
+    assert result.exit_code == 1
+    assert error_line(result) == (
+        f"Error: {newer / layout.CONFIG} was written by a newer labkit (run format "
+        f"{layout.FORMAT + 1}; this one reads up to {layout.FORMAT}). Upgrade labkit to open it.")

@@ -11,7 +11,7 @@ import pytest
 from helpers import error_line
 
 import labkit
-from labkit import runs
+from labkit import layout
 from labkit.data import table
 from labkit.errors import LabkitError
 
@@ -122,7 +122,7 @@ def test_regression_run_end_to_end_and_the_saved_model_takes_raw_columns(houses,
     assert result.exit_code == 0, result.output
     report = json.loads(run.file("evaluation.json").read_text())
     assert report["r2"] > 0.8  # the standardised features make this quick to learn
-    model = keras.models.load_model(run.file(runs.MODEL))
+    model = keras.models.load_model(run.file(layout.MODEL))
     assert [layer.name for layer in model.layers[:2]] == ["raw_inputs", "standardization"]
     x_test, y_test = labkit.data.load(str(houses), options={"target": "price"}).test
     predicted = model.predict(x_test, verbose=0)  # raw columns in, prices out

@@ -16,7 +16,7 @@ import pytest
 from helpers import error_line, fit, history
 
 import labkit
-from labkit import checkpoint, data, plots, runs, training
+from labkit import checkpoint, data, layout, runs, training
 from labkit.data import pipeline
 from labkit.errors import LabkitError
 
@@ -57,7 +57,7 @@ def test_batch_size_from_one_example_to_the_whole_set(tmp_path, batch_size, step
     run = fit(tmp_path, dataset="circle", epochs=2, batch_size=batch_size)
     derived = run.config["derived"]
     assert derived["train_examples"] == 200 and derived["steps_per_epoch"] == steps
-    state = checkpoint.read(run.file(checkpoint.LAST))
+    state = checkpoint.read(run.file(layout.LAST))
     assert int(state.optimizer[0]) == 2 * steps  # the optimizer took exactly that many steps
 
 
@@ -79,7 +79,7 @@ def test_best_checkpoint_follows_the_monitor(tmp_path):
     run = fit(tmp_path, epochs=3, monitor="val_accuracy")
     rows = history(run)
     assert run.metrics["best_epoch"] == int(rows.loc[rows["val_accuracy"].idxmax(), "epoch"])
-    assert checkpoint.read(run.file(checkpoint.BEST)).state["epoch"] == run.metrics["best_epoch"]
+    assert checkpoint.read(run.file(layout.BEST)).state["epoch"] == run.metrics["best_epoch"]
 
 
 def test_augmentation_changes_training_inputs_only(tmp_path):
@@ -114,13 +114,13 @@ def test_resume_restores_early_stopping_and_plateau_counters(tmp_path, interrupt
         fit(tmp_path, **options)
     run = stop.value.run
     assert run.metrics["status"] == "interrupted" and len(history(run)) == 2
-    saved = checkpoint.read(run.file(checkpoint.LAST)).state
+    saved = checkpoint.read(run.file(layout.LAST)).state
     assert saved["controls"]["EarlyStopping"]["wait"] == 1
     training.resume(run.path, echo=lambda _: None)
     rows = history(run)
     # restarted counters would stop at epoch 5 (2 + 3); restored ones stop at epoch 4
     assert rows["epoch"].tolist() == [1, 2, 3, 4] and run.metrics["stopped_epoch"] == 4
-    assert rows[plots.LEARNING_RATE].tolist() == pytest.approx([0.3, 0.3, 0.15, 0.075])
+    assert rows[layout.LEARNING_RATE].tolist() == pytest.approx([0.3, 0.3, 0.15, 0.075])
     assert run.metrics["status"] == "completed" and run.metrics["restored_epoch"] == 1
 
 
@@ -134,28 +134,35 @@ def test_resume_continues_a_multi_phase_plan(tmp_path, interrupt_at):
     rows = history(run)
     assert rows["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
     assert rows["phase"].tolist() == ["member_1"] * 3 + ["member_2"] * 3
-    assert (run.path / runs.MODEL).exists() and "test_accuracy" in run.metrics
+    assert (run.path / layout.MODEL).exists() and "test_accuracy" in run.metrics
 
 
-def test_an_interrupt_keras_swallowed_still_stops_at_the_epoch_boundary(tmp_path, monkeypatch):
-    """Keras's saving code has a bare ``except:``; a Ctrl-C landing there is lost, so the CLI's
-    handler also sets STOP_REQUESTED, which the recorder obeys once the epoch is saved."""
-    from labkit.callbacks import STOP_REQUESTED
+def test_a_stop_set_from_another_thread_stops_at_the_epoch_boundary(tmp_path, monkeypatch):
+    """The stop event is the one channel: set from another thread (or by a signal handler whose
+    KeyboardInterrupt Keras's saving code swallowed), the run stops once the epoch is saved,
+    and the next run with a fresh event is not affected."""
+    import threading
 
-    class SwallowedAt(keras.callbacks.Callback):
+    stop = threading.Event()
+
+    class OtherThreadAt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch + 1 == 2:
-                STOP_REQUESTED.set()  # the handler ran; its KeyboardInterrupt was swallowed
+                setter = threading.Thread(target=stop.set)
+                setter.start()
+                setter.join()
 
     original = training.training_controls
     monkeypatch.setattr(training, "training_controls",
-                        lambda *a, **k: [*original(*a, **k), SwallowedAt()])
-    with pytest.raises(training.Interrupted) as stop:
-        fit(tmp_path, epochs=5)
-    run = stop.value.run
+                        lambda *a, **k: [*original(*a, **k), OtherThreadAt()])
+    with pytest.raises(training.Interrupted) as stopped:
+        fit(tmp_path, epochs=5, stop=stop)
+    run = stopped.value.run
     assert run.metrics["status"] == "interrupted" and len(history(run)) == 2
-    assert checkpoint.read(run.file(checkpoint.LAST)).state["epoch"] == 2
-    assert not STOP_REQUESTED.is_set()  # cleared for the next run in this process
+    assert checkpoint.read(run.file(layout.LAST)).state["epoch"] == 2
+    monkeypatch.setattr(training, "training_controls", original)
+    again = fit(tmp_path, epochs=1)  # a run of its own: nothing left over from the last stop
+    assert again.metrics["status"] == "completed"
 
 
 def _wait_for_rows(path: Path, rows: int, process, limit: float = 120) -> None:
@@ -177,20 +184,20 @@ def test_resume_after_sigkill_continues_history_without_gaps_or_duplicates(tmp_p
     process = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     run = runs.Run(tmp_path / "killed")
-    _wait_for_rows(run.file(runs.HISTORY), 3, process)
+    _wait_for_rows(run.file(layout.HISTORY), 3, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert run.metrics["status"] == "running"  # killed: nothing could mark it
-    done = checkpoint.read(run.file(checkpoint.LAST)).state["epoch"]
+    done = checkpoint.read(run.file(layout.LAST)).state["epoch"]
     assert 2 <= done < 12  # history.csv may hold one epoch more; resume drops it
     training.resume(run.path, echo=lambda _: None)
     rows = history(run)
     assert rows["epoch"].tolist() == list(range(1, 13))
     expected = [0.05 * 0.5 ** ((epoch - 1) / 4) for epoch in rows["epoch"]]
     # the schedule's position is kept
-    assert rows[plots.LEARNING_RATE].tolist() == pytest.approx(expected, rel=1e-4)
+    assert rows[layout.LEARNING_RATE].tolist() == pytest.approx(expected, rel=1e-4)
     steps = run.config["derived"]["steps_per_epoch"]
-    assert int(checkpoint.read(run.file(checkpoint.LAST)).optimizer[0]) == 12 * steps
+    assert int(checkpoint.read(run.file(layout.LAST)).optimizer[0]) == 12 * steps
     assert run.metrics["status"] == "completed"
 
 
@@ -210,7 +217,7 @@ def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, sig):
     process = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
     run = runs.Run(tmp_path / "stopped")
-    _wait_for_rows(run.file(runs.HISTORY), 2, process)
+    _wait_for_rows(run.file(layout.HISTORY), 2, process)
     process.send_signal(sig)
     output = process.communicate(timeout=60)[0]
     assert process.returncode == 130, output
@@ -232,7 +239,7 @@ def test_huge_learning_rate_stops_as_diverged_with_hints(cli, tmp_path):
         "weights, e.g. --set kernel_initializer=glorot_uniform, if the recipe takes it.")
     run = runs.open_run(tmp_path / "boom")
     assert run.metrics["status"] == "diverged" and run.metrics["diverged"]["epoch"] == 1
-    assert len(history(run)) == 1 and not run.file(runs.MODEL).exists()
+    assert len(history(run)) == 1 and not run.file(layout.MODEL).exists()
     with pytest.raises(LabkitError, match="diverged"):
         training.resume(run.path)
 
@@ -306,10 +313,10 @@ def test_deterministic_runs_give_identical_histories(tmp_path):
     processes = [start("a"), start("b")]
     for process in processes:
         assert process.wait(timeout=300) == 0, process.stderr.read()[-2000:]
-    first, second = (pd.read_csv(tmp_path / n / runs.HISTORY).drop(columns="seconds")
+    first, second = (pd.read_csv(tmp_path / n / layout.HISTORY).drop(columns="seconds")
                      for n in "ab")  # every column but the wall time
     pd.testing.assert_frame_equal(first, second, check_exact=True)
-    assert json.loads((tmp_path / "a" / runs.CONFIG).read_text())["deterministic"] is True
+    assert json.loads((tmp_path / "a" / layout.CONFIG).read_text())["deterministic"] is True
 
 
 def test_progress_bar_on_a_terminal_one_line_per_epoch_otherwise(monkeypatch):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import error_line
 
-from labkit import runs, trust
+from labkit import layout, runs, trust
 from labkit.errors import LabkitError
 
 
@@ -103,7 +103,7 @@ def test_a_run_with_an_untrusted_model_is_refused_by_every_command(cli, digits_r
 
     copy = tmp_path / "shared"
     shutil.copytree(digits_run.path, copy)
-    model = copy / runs.MODEL
+    model = copy / layout.MODEL
 
     def sneak(config):
         config["config"]["layers"][-1]["class_name"] = "Lambda"

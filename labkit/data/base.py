@@ -3,7 +3,9 @@ splits (:class:`Data`), plus the seeded, stratified split they all use."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from labkit._lazy import lazy_import
@@ -13,6 +15,18 @@ np = lazy_import("numpy")  # imported on first use: listing commands never pay f
 # Splits of the bundled and generated sets are fixed, so runs with different seeds are compared
 # on the same validation and test examples.
 SPLIT_SEED = 0
+
+FOLDER, CSV, NPZ = "folder", "csv", "npz"  # what a path can name, for datasets and predict
+
+
+def path_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` names, the one rule for dataset paths and ``labkit predict``'s inputs:
+    :data:`FOLDER` (an existing directory), :data:`CSV` or :data:`NPZ` (by suffix, in any
+    case); None for anything else (an image file, a glob, a name, a path that does not
+    exist)."""
+    if Path(path).is_dir():
+        return FOLDER
+    return {".csv": CSV, ".npz": NPZ}.get(Path(path).suffix.lower())
 
 
 @dataclass(frozen=True)

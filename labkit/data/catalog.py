@@ -28,7 +28,7 @@ from labkit.data import (
     table,
     tfds,
 )
-from labkit.data.base import Data, DatasetSpec
+from labkit.data.base import CSV, FOLDER, NPZ, Data, DatasetSpec, path_kind
 from labkit.errors import LabkitError
 from labkit.options import did_you_mean
 
@@ -87,12 +87,9 @@ def path_source(name: str) -> str | None:
     exist is a LabkitError."""
     if name in DATASETS or tfds.is_tfds_name(name):
         return None
-    if images.is_folder(name):
-        return "images"
-    if table.is_csv(name):
-        return "csv"
-    if npz.is_npz(name):
-        return "npz"
+    kind = path_kind(name)
+    if kind is not None:
+        return {FOLDER: "images", CSV: "csv", NPZ: "npz"}[kind]
     if "/" in name or Path(name).exists():
         what = "is not a folder, .csv or .npz file" if Path(name).exists() else "does not exist"
         raise LabkitError(f"Dataset path {name!r} {what}.")

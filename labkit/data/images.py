@@ -36,6 +36,7 @@ from labkit.errors import LabkitError
 
 np = lazy_import("numpy")  # imported on first use: listing commands never pay for it
 
+COLOR_MODES = ("rgb", "grayscale")
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras's directory loader reads
 SPLIT_FOLDERS = {"train": ("train",), "val": ("validation", "val"), "test": ("test",)}
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian",
@@ -77,17 +78,13 @@ class Folder:
         return (*self.settings.image_size, self.settings.channels)
 
 
-def is_folder(name: str) -> bool:
-    return Path(name).is_dir()
-
-
 def settings(options: dict) -> Settings:
     """The folder options of ``options`` checked: a LabkitError names a bad one."""
     size = options.get("image_size")
     if size is not None:
         size = parse_image_size(size)
     mode = options.get("color_mode")
-    if mode not in (None, "rgb", "grayscale"):
+    if mode not in (None, *COLOR_MODES):
         raise LabkitError(f"--color-mode must be rgb or grayscale. Received: {mode!r}")
     interpolation = options.get("interpolation", "bilinear")
     if interpolation not in INTERPOLATIONS:

@@ -28,10 +28,6 @@ OPTIONS = ()  # an .npz takes no dataset options
 LAYOUTS = (("x_train", "y_train", "x_test", "y_test"), ("x", "y"))
 
 
-def is_npz(name: str) -> bool:
-    return name.endswith(".npz")
-
-
 def read(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of ``path`` in one of :data:`LAYOUTS`, checked; a bad file is a LabkitError.
     Validating a config and then training read the file once (cached while it is unchanged)."""

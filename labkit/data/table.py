@@ -46,10 +46,6 @@ class Table:
     dropped: int  # rows with a missing value dropped (dropna)
 
 
-def is_csv(name: str) -> bool:
-    return name.lower().endswith(".csv")
-
-
 def read(name: str, options: dict) -> Table:
     """The checked table of CSV ``name`` with ``options``; a bad file or column is a
     LabkitError naming it. Validating a config and then training read the file once."""

@@ -358,20 +358,17 @@ class Server(ThreadingHTTPServer):
 def serve(port: int = DEFAULT_PORT, open_browser: bool = False, echo=print) -> None:
     """Serve the page on 127.0.0.1:``port`` until Ctrl-C (or SIGTERM); ``open_browser`` opens
     it in the default browser."""
-    import signal
     import webbrowser
+
+    from labkit.interrupts import stop_on_signals
 
     server = Server(port)
     echo(f"labkit playground: {server.url}  (Ctrl-C stops it)")
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
     if open_browser:
         webbrowser.open(server.url)
     try:
-        server.serve_forever(poll_interval=0.2)
+        with stop_on_signals():  # SIGTERM stops it as Ctrl-C does
+            server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         echo("stopped")
     finally:

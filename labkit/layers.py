@@ -1,7 +1,10 @@
-"""The few custom layers recipes need, registered so that saved models reload.
+"""labkit's own Keras objects — the layers, loss, regularizer and optimizer that recipes and
+training need — registered as ``labkit>NAME`` so that saved models reload.
 
-This module imports Keras when it is imported; recipes load it lazily, and
-``labkit.runs.load_model`` imports it before reading a ``.keras`` file.
+They live in the library, not in ``recipes``: the optimizer factory (:mod:`labkit.optim`) and
+the model loader (:mod:`labkit.trust`) need them, and labkit never imports the recipes. This
+module imports Keras when it is imported; recipes load it lazily, and
+:func:`labkit.trust.load_keras` imports it before reading a ``.keras`` file.
 """
 
 from __future__ import annotations

@@ -1,0 +1,53 @@
+"""Stopping a run on request: a :class:`threading.Event` passed down to the training loop, and
+:func:`stop_on_signals`, which lets Ctrl-C and ``kill`` (SIGTERM) set it while a command runs.
+
+The event is the one channel: training checks it at every epoch's start and end and stops with
+the finished epochs saved (:class:`labkit.training.Interrupted`). Another thread may set it::
+
+    stop = threading.Event()
+    threading.Timer(60, stop.set).start()   # stop after a minute
+    labkit.train("cnn", dataset="digits", epochs=50, stop=stop)
+
+The signal handlers also raise ``KeyboardInterrupt`` at once, so a long epoch does not have to
+finish first; the event covers the moments when Keras swallows that exception (a bare
+``except:`` inside ``model.save``). They are installed only for the ``with`` block and the
+previous ones restored after, so a notebook or a test runner keeps its own Ctrl-C behaviour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.Event]:
+    """While inside: SIGINT and SIGTERM set ``stop`` (a fresh event when None) and raise
+    ``KeyboardInterrupt``; yields the event. A signal ignored on entry (``nohup``) stays
+    ignored. Outside the main thread, where Python cannot install handlers, nothing is
+    installed and the event still works."""
+    stop = stop if stop is not None else threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = {}
+    for signum in SIGNALS:
+        current = signal.getsignal(signum)
+        if current is not signal.SIG_IGN:
+            previous[signum] = current
+            signal.signal(signum, handler)
+    try:
+        yield stop
+    finally:
+        for signum, current in previous.items():
+            # None: a handler not installed from Python; the default is the nearest we can restore
+            signal.signal(signum, current if current is not None else signal.SIG_DFL)
