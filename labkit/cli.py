@@ -747,16 +747,16 @@ def lab_run(name, quick, out, seed, seeds):
         folder = labs.output_dir(lab_name, Path(out) / lab_name if out and name == "all" else out)
         started = time.monotonic()
         if seed_list is not None:
-            each, verdict = labs.run_seeds(lab_name, seed_list, quick=quick, out=folder)
-            click.echo(verdict)
-            for one, line in each.items():
-                click.echo(f"  seed {one}: {line.split(': ', 1)[1]}")
+            outcome = labs.run_seeds(lab_name, seed_list, quick=quick, out=folder)
+            click.echo(outcome.verdict)
+            for one, each in outcome.outcomes.items():
+                click.echo(f"  seed {one}: {each.finding.verdict(quick)}")
             written = f"{folder}/seed-*/{lab_name}.csv, {lab_name}.png; {folder}/verdict.txt"
         else:
-            _, verdict = labs.run(lab_name, quick=quick, out=folder, seed=seed)
-            click.echo(verdict)
+            outcome = labs.run(lab_name, quick=quick, out=folder, seed=seed)
+            click.echo(outcome.verdict)
             written = f"{folder}/{lab_name}.csv, {lab_name}.png"
-        held += labs.supported(verdict)
+        held += outcome.holds
         click.echo(f"  → {written} ({_duration(time.monotonic() - started)})")
     if len(chosen) > 1:
         each = f" for every seed ({seeds})" if seed_list is not None else ""

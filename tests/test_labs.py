@@ -27,8 +27,9 @@ def lab_runs(tmp_path_factory):
     def run(name):
         if name not in done:
             out = tmp_path_factory.mktemp("labs") / name
-            frame, verdict = labs.run(name, quick=True, out=out, seed=0)
-            done[name] = (out, frame, verdict)
+            outcome = labs.run(name, quick=True, out=out, seed=0)
+            assert outcome.holds == outcome.verdict.endswith("claim holds")
+            done[name] = (out, outcome.frame, outcome.verdict)
         return done[name]
 
     return run
@@ -124,13 +125,16 @@ def test_lab_topics_use_the_outlines_numbers():
     assert labs.get("weight-decay").topic == "9 Norm penalties (L2, L1)"
 
 
-def test_a_lab_registers_itself_with_its_order(monkeypatch):
+def test_a_lab_registers_itself_with_its_order_and_refuses_a_taken_name(monkeypatch):
     from labkit.labs import _kit
 
     monkeypatch.setattr(_kit, "LABS", dict(_kit.LABS))
     with pytest.raises(ValueError, match="has order 4, as 'momentum' already does"):
         _kit.lab("twin", order=4, topic=6, claim="c", seconds=1, verdict=str, plot=print)(
             lambda quick, seed: pd.DataFrame())
+    with pytest.raises(ValueError, match="A lab named 'momentum' is already registered"):
+        _kit.lab("momentum", order=98, topic=6, claim="c", seconds=1, verdict=str,
+                 plot=print)(lambda quick, seed: pd.DataFrame())
     _kit.lab("extra", order=99, topic=6, claim="c", seconds=1, verdict=str, plot=print)(
         lambda quick, seed: pd.DataFrame())
     assert _kit.LABS["extra"].topic == "6 Momentum"
@@ -148,8 +152,8 @@ def test_lab_run_all_runs_each_lab_into_its_folder(cli, tmp_path, monkeypatch):
 
     def fake_run(name, quick, out, seed):
         calls.append((name, quick, Path(out), seed))
-        ending = "claim holds" if name != "momentum" else "claim NOT supported on this run"
-        return pd.DataFrame(), f"{name}: measured — {ending}"
+        finding = labs.Finding("measured", name != "momentum", 1.0, "{}")
+        return labs.Outcome(name, pd.DataFrame(), finding, quick)
 
     monkeypatch.setattr(labs, "run", fake_run)
     result = cli("lab", "run", "all", "--quick", "--out", tmp_path, "--seed", "2")
@@ -202,14 +206,15 @@ def test_seeds_give_one_verdict_with_the_margins_range(tmp_path):
     seed's numbers turns 'holds' into 'inconclusive' (quick) or 'not robust' (full), and from
     every seed's into 'contradicted'; the combined verdict quotes the margin's median and
     range."""
-    verdicts, combined = labs.run_seeds("momentum", [0, 1], quick=True, out=tmp_path)
+    outcome = labs.run_seeds("momentum", [0, 1], quick=True, out=tmp_path)
+    combined = outcome.verdict
     found = {seed: labs.finding_of("momentum", pd.read_csv(tmp_path / f"seed-{seed}" /
                                                            "momentum.csv")) for seed in (0, 1)}
     low, high = sorted(f.margin for f in found.values())
     assert combined == (f"momentum: claim holds for every seed (0, 1): momentum α=0.9 needs "
                         f"{(low + high) / 2:.1f}× fewer steps (median; range {low:.1f}–"
                         f"{high:.1f} over 2 seeds)")
-    assert high > 1.5
+    assert high > 1.5 and outcome.holds
     assert (tmp_path / "seed-0" / "momentum.csv").exists()
     assert (tmp_path / "verdict.txt").read_text().startswith(combined)
     frame = pd.read_csv(tmp_path / "seed-1" / "momentum.csv")
@@ -218,15 +223,17 @@ def test_seeds_give_one_verdict_with_the_margins_range(tmp_path):
     for name in flat["optimizer"].unique():
         flat.loc[flat["optimizer"] == name, "loss"] = sgd  # no optimizer beats plain SGD
     without = labs.finding_of("momentum", flat)
-    assert not labs.supported(without.verdict()) and labs.supported(verdicts[0])
+    assert not without.holds() and outcome.outcomes[0].holds
     mixed = {0: found[0], 1: without}
-    assert labs.combined_verdict("momentum", mixed, quick=True).startswith(
+    verdict, holds = labs.combined_verdict("momentum", mixed, quick=True)
+    assert not holds and verdict.startswith(
         "momentum: inconclusive at this size (holds for seed 0, not for 1: the quick version is "
         "within its own noise; momentum α=0.9 needs ")
-    assert labs.combined_verdict("momentum", mixed, quick=False).startswith(
+    verdict, holds = labs.combined_verdict("momentum", mixed, quick=False)
+    assert not holds and verdict.startswith(
         "momentum: claim NOT robust: holds for seed 0, not for 1; ")
-    assert labs.combined_verdict("momentum", {0: without, 1: without}, quick=False).startswith(
-        "momentum: claim contradicted for every seed (0, 1); ")
+    verdict, holds = labs.combined_verdict("momentum", {0: without, 1: without}, quick=False)
+    assert not holds and verdict.startswith("momentum: claim contradicted for every seed (0, 1); ")
 
 
 def _dropout_table(scale: float, seed: int = 0) -> pd.DataFrame:

@@ -260,6 +260,26 @@ def test_server_listens_on_localhost_only_and_serves_the_page(server):
     connection.close()
 
 
+def test_the_control_api_refuses_unknown_actions_and_survives_quit(server):
+    """Only the page's controls reach the trainer thread: ``quit`` (which once ended the thread
+    and left every later request waiting 120 s), ``close`` and other values get a 400 at once,
+    and the page keeps working."""
+    import time
+
+    status, state = call(server, "/api/session", {"settings": {"dataset": "circle"}})
+    sid = state["id"]
+    for action in ("quit", "close", "QUIT", None, 3, ["play"]):
+        started = time.monotonic()
+        status, answer = call(server, "/api/control", {"id": sid, "action": action})
+        assert status == 400, action
+        assert answer["error"] == ("action must be one of play, pause, step, reset. "
+                                   f"Received: {action!r}")
+        assert time.monotonic() - started < 5
+    assert server.trainer.thread.is_alive()
+    status, state = call(server, "/api/control", {"id": sid, "action": "step"})
+    assert status == 200 and state["epoch"] == 1
+
+
 def test_server_session_step_change_export_and_refusals(server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # exports are answers for the page to download, not files
     status, state = call(server, "/api/session", {"settings": {"dataset": "xor"}})

@@ -2,7 +2,8 @@
 
 ``run("momentum", quick=True)`` trains real Keras models (or runs Keras's optimizers on a
 function), writes ``<name>.csv`` (the numbers), ``<name>.png`` (the plot) and ``verdict.txt`` to
-``labs/<name>/``, and returns the table and a one-line verdict computed from the CSV as written.
+``labs/<name>/``, and returns an :class:`Outcome`: the table, the :class:`Finding` computed from
+the CSV as written, and the one-line verdict.
 
 Every module of this package registers its labs with ``@lab(...)`` (see ``_kit.py``) when it is
 imported; importing the package imports them all.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from labkit import files, lecture
@@ -23,8 +25,9 @@ from labkit.options import did_you_mean
 np = lazy_import("numpy")
 pd = lazy_import("pandas")
 
-__all__ = ["DEFAULT_SEED", "LABS", "Finding", "Lab", "combined_verdict", "finding_of", "get",
-           "names", "output_dir", "parse_seeds", "run", "run_seeds", "supported", "verdict_of"]
+__all__ = ["DEFAULT_SEED", "LABS", "Finding", "Lab", "Outcome", "SeedsOutcome",
+           "combined_verdict", "finding_of", "get", "names", "output_dir", "parse_seeds", "run",
+           "run_seeds", "verdict_of"]
 
 DEFAULT_SEED = lecture.LAB_SEED
 
@@ -45,13 +48,44 @@ def get(name: str) -> Lab:
     return LABS[name]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One run of a lab: its numbers (as written to the CSV), the :class:`Finding` computed
+    from them, and whether it was the quick version (which decides how the finding reads)."""
+
+    name: str
+    frame: pd.DataFrame
+    finding: Finding
+    quick: bool = False
+
+    @property
+    def holds(self) -> bool:
+        return self.finding.holds(self.quick)
+
+    @property
+    def verdict(self) -> str:
+        """The verdict line, e.g. ``"momentum: …; margin: … — claim holds"``."""
+        return f"{self.name}: {self.finding.verdict(self.quick)}"
+
+
+@dataclass(frozen=True)
+class SeedsOutcome:
+    """A lab run once per seed (:func:`run_seeds`): each seed's :class:`Outcome` and the one
+    verdict over them (:func:`combined_verdict`)."""
+
+    name: str
+    outcomes: dict[int, Outcome]
+    verdict: str
+    holds: bool
+
+
 def run(name: str, quick: bool = False, out: str | Path | None = None,
-        seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, str]:
+        seed: int = DEFAULT_SEED) -> Outcome:
     """Run lab ``name``; write its CSV, PNG and verdict to ``out`` (default ``labs/<name>``).
 
     Returns:
-        ``(frame, verdict)``: the numbers as written to the CSV, and the verdict computed from
-        them.
+        An :class:`Outcome`: ``.frame`` (the numbers as written to the CSV), ``.finding``
+        (computed from them), ``.verdict`` (the line) and ``.holds``.
     """
     lab = get(name)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -67,10 +101,10 @@ def run(name: str, quick: bool = False, out: str | Path | None = None,
     csv = out / f"{name}.csv"
     files.write_text(csv, measured.to_csv(index=False))
     frame = pd.read_csv(csv)  # verdict and plot see exactly what the CSV holds
-    verdict = verdict_of(name, frame, quick)
+    outcome = Outcome(name, frame, finding_of(name, frame), quick)
     lab.plot(frame, out / f"{name}.png")
-    files.write_text(out / "verdict.txt", verdict + "\n")
-    return frame, verdict
+    files.write_text(out / "verdict.txt", outcome.verdict + "\n")
+    return outcome
 
 
 def output_dir(name: str, out: str | Path | None = None) -> Path:
@@ -86,28 +120,23 @@ def finding_of(name: str, frame: pd.DataFrame) -> Finding:
 def verdict_of(name: str, frame: pd.DataFrame, quick: bool = False) -> str:
     """Lab ``name``'s verdict line for a table of its numbers. A ``quick`` run's verdict holds
     or fails only when its margin stands out of the noise it measured; otherwise it is
-    "inconclusive at this size" (see :meth:`Finding.verdict`)."""
-    return f"{name}: {finding_of(name, frame).verdict(quick)}"
+    "inconclusive at this size" (see :meth:`Finding.status`)."""
+    return Outcome(name, frame, finding_of(name, frame), quick).verdict
 
 
-def supported(verdict: str) -> bool:
-    """Whether a verdict line, one run's (:func:`verdict_of`) or several seeds'
-    (:func:`combined_verdict`), says the claim holds."""
-    return verdict.endswith(HOLDS) or f": {HOLDS} for every seed (" in verdict
-
-
-def combined_verdict(name: str, findings: dict[int, Finding], quick: bool) -> str:
+def combined_verdict(name: str, findings: dict[int, Finding],
+                     quick: bool) -> tuple[str, bool]:
     """One verdict over several seeds' findings (``{seed: Finding}``), each from its CSV, with
-    the margin's median and range.
+    the margin's median and range, and whether it holds.
 
     Holds only when it holds for every seed, and is ``contradicted`` when every seed's numbers
     go against it (for a quick run: beyond their noise). Otherwise a full run is ``not
     robust`` (some seeds hold) and a quick one ``inconclusive at this size``. The margin is
     worded as the first seed's; where seeds compared different variants (the better of two
     pretrained bases, say) it says so."""
-    verdicts = {seed: f.verdict(quick) for seed, f in findings.items()}
-    good = [s for s, v in verdicts.items() if supported(v)]
-    refuted = [s for s, v in verdicts.items() if v.endswith(NOT_SHOWN)]
+    statuses = {seed: f.status(quick) for seed, f in findings.items()}
+    good = [s for s, status in statuses.items() if status == HOLDS]
+    refuted = [s for s, status in statuses.items() if status == NOT_SHOWN]
     bad = [s for s in findings if s not in good]
     margins = [f.margin for f in findings.values()]
     first = next(iter(findings.values()))
@@ -119,15 +148,16 @@ def combined_verdict(name: str, findings: dict[int, Finding], quick: bool) -> st
     def seeds(which):
         return ", ".join(map(str, which))
     if not bad:
-        return f"{name}: claim holds for every seed ({seeds(good)}): {spread}"
+        return f"{name}: claim holds for every seed ({seeds(good)}): {spread}", True
     if len(refuted) == len(findings):
-        return f"{name}: claim contradicted for every seed ({seeds(refuted)}); {spread}"
+        return f"{name}: claim contradicted for every seed ({seeds(refuted)}); {spread}", False
     if quick:
         why = (f"holds for seed {seeds(good)}, not for {seeds(bad)}" if good
                else f"not shown by seeds {seeds(bad)}")
         return (f"{name}: {INCONCLUSIVE} ({why}: the quick version is within its own noise; "
-                f"{spread}). Run the full version: labkit lab run {name}")
-    return f"{name}: claim NOT robust: holds for seed {seeds(good)}, not for {seeds(bad)}; {spread}"
+                f"{spread}). Run the full version: labkit lab run {name}"), False
+    return (f"{name}: claim NOT robust: holds for seed {seeds(good)}, not for {seeds(bad)}; "
+            f"{spread}"), False
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -143,18 +173,17 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run_seeds(name: str, seeds: list[int], quick: bool = False,
-              out: str | Path | None = None) -> tuple[dict[int, str], str]:
+              out: str | Path | None = None) -> SeedsOutcome:
     """Run lab ``name`` once per seed, each into ``OUT/seed-S`` (``OUT`` as for :func:`run`),
-    and combine the verdicts (:func:`combined_verdict`); returns ``({seed: verdict},
-    combined)``, the combined one also written to ``OUT/verdict.txt``."""
+    and combine the findings (:func:`combined_verdict`); the combined verdict is also written
+    to ``OUT/verdict.txt`` with each seed's below it."""
     if not seeds:
         raise LabkitError("--seeds needs at least one seed, e.g. --seeds 0,1,2.")
     base = output_dir(name, out)
-    verdicts, findings = {}, {}
-    for seed in seeds:
-        frame, verdicts[seed] = run(name, quick=quick, out=base / f"seed-{seed}", seed=seed)
-        findings[seed] = finding_of(name, frame)
-    combined = combined_verdict(name, findings, quick)
-    files.write_text(base / "verdict.txt", combined + "\n" + "".join(
-        f"  seed {seed}: {verdict}\n" for seed, verdict in verdicts.items()))
-    return verdicts, combined
+    outcomes = {seed: run(name, quick=quick, out=base / f"seed-{seed}", seed=seed)
+                for seed in seeds}
+    verdict, holds = combined_verdict(
+        name, {seed: o.finding for seed, o in outcomes.items()}, quick)
+    files.write_text(base / "verdict.txt", verdict + "\n" + "".join(
+        f"  seed {seed}: {o.verdict}\n" for seed, o in outcomes.items()))
+    return SeedsOutcome(name, outcomes, verdict, holds)

@@ -60,13 +60,17 @@ def lab(name: str, *, order: int, topic: int | tuple[int, ...], claim: str, seco
         topic: lecture topic number(s), as in the course outline; ``detail`` narrows it.
         claim: the lecture's claim the lab tests, one sentence.
         seconds: approximate time of the full version on 2 CPU cores.
-        verdict: ``verdict(frame) -> str`` ending in :func:`holds`'s wording.
+        verdict: ``verdict(frame) -> Finding`` (see :func:`finding`).
         plot: ``plot(frame, path)`` writing the PNG.
+
+    A name or an order already registered is a ValueError, as for recipes.
     """
     topics = lecture.topics(topic)
     taken = {other.order: other.name for other in LABS.values() if other.name != name}
 
     def register(measure: Measure) -> Measure:
+        if name in LABS and LABS[name].measure is not measure:
+            raise ValueError(f"A lab named {name!r} is already registered.")
         if order in taken:
             raise ValueError(f"Lab {name!r} has order {order}, as {taken[order]!r} already does.")
         LABS[name] = Lab(name, order, topics, detail, claim, seconds, measure, verdict, plot)
@@ -76,6 +80,7 @@ def lab(name: str, *, order: int, topic: int | tuple[int, ...], claim: str, seco
 
 HOLDS, NOT_SHOWN = "claim holds", "claim NOT supported on this run"  # how verdicts end
 INCONCLUSIVE = "inconclusive at this size"
+STATUSES = (HOLDS, NOT_SHOWN, INCONCLUSIVE)  # Finding.status
 NOISE_FACTOR = 2  # a quick run's effect counts when it is this many times its noise
 
 
@@ -108,17 +113,26 @@ class Finding:
         least ``NOISE_FACTOR`` times the noise away from no effect."""
         return abs(self.margin - self.null) > NOISE_FACTOR * self.noise
 
+    def status(self, quick: bool = False) -> str:
+        """One of :data:`STATUSES`. A full run holds or not as its numbers say; a quick one
+        says so only when its margin is clear of its noise, and is otherwise
+        :data:`INCONCLUSIVE`."""
+        if not quick or self.clear and self.ok == (self.margin > self.null):
+            return HOLDS if self.ok else NOT_SHOWN
+        return INCONCLUSIVE
+
+    def holds(self, quick: bool = False) -> bool:
+        return self.status(quick) == HOLDS
+
     def verdict(self, quick: bool = False) -> str:
-        """The verdict line (without the lab's name). A full run holds or not as its numbers
-        say; a quick one says so only when its margin is clear of its noise, and is otherwise
-        ``inconclusive at this size``."""
+        """The verdict line (without the lab's name): the numbers, the margin and its noise,
+        then the :meth:`status` in words."""
         noise = (f" ± {format(self.noise, self.spec.lstrip('+'))} noise" if np.isfinite(self.noise)
                  else " (noise not measurable: too few epochs)") if self.noise else ""
-        told = f"{self.text}; margin: {self.margin_words()}{noise} — "
-        if not quick or self.clear and self.ok == (self.margin > self.null):
-            return told + (HOLDS if self.ok else NOT_SHOWN)
-        return told + (f"{INCONCLUSIVE}: the effect is within {NOISE_FACTOR}× the noise this "
-                       f"quick run measured")
+        status = self.status(quick)
+        if status == INCONCLUSIVE:
+            status += f": the effect is within {NOISE_FACTOR}× the noise this quick run measured"
+        return f"{self.text}; margin: {self.margin_words()}{noise} — {status}"
 
 
 def finding(text: str, ok: bool, margin: float, margin_text: str, **how) -> Finding:

@@ -42,6 +42,8 @@ DEFAULT_PORT = 8765
 IDLE_SECONDS = 10.0  # no request from the page for this long: pause
 HEATMAP_EVERY = 0.1  # seconds between heatmap refreshes while playing (≥ 5 per second)
 MAX_BODY = 65536
+CONTROLS = ("play", "pause", "step", "reset")  # the actions POST /api/control takes
+_QUIT = object()  # stop()'s command to the trainer thread; no request can send it
 
 
 class Trainer:
@@ -72,7 +74,11 @@ class Trainer:
         return self.id
 
     def call(self, action: str, argument: Any = None, timeout: float = 120.0) -> None:
-        """Queue ``action`` for the trainer thread and wait until it is done."""
+        """Queue ``action`` (one of :data:`CONTROLS`, or ``close``) for the trainer thread and
+        wait until it is done; any other action is a LabkitError, and nothing is queued."""
+        if action not in (*CONTROLS, "close"):
+            raise LabkitError(f"action must be one of {', '.join(CONTROLS)}. "
+                              f"Received: {action!r}")
         done = threading.Event()
         errors: list[BaseException] = []
         self.commands.put((action, argument, done, errors))
@@ -102,7 +108,7 @@ class Trainer:
         self.last_seen = time.monotonic()
 
     def stop(self) -> None:
-        self.commands.put(("quit", None, threading.Event(), []))
+        self.commands.put((_QUIT, None, threading.Event(), []))
         self.thread.join(timeout=10)
 
     # -- the trainer thread -----------------------------------------------------------------
@@ -118,7 +124,7 @@ class Trainer:
             if command is not None:
                 action, argument, done, errors = command
                 try:
-                    if action == "quit":
+                    if action is _QUIT:
                         return
                     self._do(action, argument)
                     if self.session is not None:
@@ -168,8 +174,8 @@ class Trainer:
             with self.lock:
                 self.playing = False
                 self.id = ""
-        else:
-            raise LabkitError(f"action must be play, pause, step or reset. Received: {action!r}")
+        else:  # call() lets no other action through
+            raise AssertionError(action)
 
     def _publish(self, heatmaps: bool, points: bool = False) -> None:
         run = self.session
@@ -258,7 +264,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/api/settings":
                 trainer.call("reset", pg.settings(body.get("settings") or {}, trainer.settings))
             elif path == "/api/control":
-                trainer.call(body.get("action"))
+                trainer.call(_control(body.get("action")))
             elif path == "/api/close":
                 trainer.call("close")
                 self._json({"closed": True})
@@ -319,6 +325,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(payload)
+
+
+def _control(action: Any) -> str:
+    """``action`` if the page may send it to /api/control; anything else (``close``, ``quit``,
+    a number) is a LabkitError, which the request answers with 400."""
+    if action not in CONTROLS:
+        raise LabkitError(f"action must be one of {', '.join(CONTROLS)}. Received: {action!r}")
+    return action
 
 
 def export(trainer: Trainer, kind: Any) -> dict[str, str]:
