@@ -57,8 +57,8 @@ pictures: $(STAMP) browser ## the README's pictures (docs/pictures/): explain on
 	$(BIN)/labkit explain /tmp/labkit-pictures/cnn /tmp/labkit-pictures/digits.npz --out docs/pictures
 	$(BIN)/labkit explain /tmp/labkit-pictures/cnn /tmp/labkit-pictures/digits.npz --method activations --layer block1_conv --out docs/pictures
 	$(BIN)/labkit explain /tmp/labkit-pictures/cnn --method filters --layer block2_conv --out docs/pictures
-	$(BIN)/pytest -q -m slow tests/test_playground_browser.py
-	cp test-artifacts/playground.png docs/pictures/playground.png
+	LABKIT_ARTIFACTS=/tmp/labkit-pictures $(BIN)/pytest -q -m slow tests/test_playground_browser.py
+	cp /tmp/labkit-pictures/playground.png docs/pictures/playground.png
 
 labs: $(STAMP) ## run every lab, full versions (about 15 min on 2 cores); results in labs/
 	$(BIN)/labkit lab run all

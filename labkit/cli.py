@@ -564,7 +564,8 @@ def _table(frame) -> str:
 @click.option("--all", "all_options", is_flag=True,
               help="Show every option, not only those that differ.")
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Folder for compare.png.  [default: the current folder]")
+              help="Folder for compare.png.  [default: the folder holding the first RUN, e.g. "
+                   "runs/]")
 def compare(run_paths, metric, all_options, out):
     """Compare runs: the options that differ, best and final metrics, best epoch, status and
     time per epoch, and compare.png overlaying their curves. RUN may be a glob.
@@ -574,8 +575,6 @@ def compare(run_paths, metric, all_options, out):
       labkit compare runs/cnn-digits-20261127-101500 runs/cnn-digits-20261127-103000
       labkit compare 'runs/sweep-mlp-digits-*/trial-*' --metric loss --out pictures
     """
-    from pathlib import Path
-
     from labkit.comparison import compare as compare_runs
     from labkit.comparison import expand, plot_compare
 
@@ -586,9 +585,7 @@ def compare(run_paths, metric, all_options, out):
     shown = frame.reset_index().map(
         lambda v: f"{v:.4f}" if isinstance(v, float) and v == v else v)
     click.echo(_table(shown))
-    folder = Path(out or ".")
-    folder.mkdir(parents=True, exist_ok=True)
-    click.echo(f"Curves: {plot_compare(run_list, frame, folder / 'compare.png')}")
+    click.echo(f"Curves: {plot_compare(run_list, frame, out)}")
 
 
 @main.command()
@@ -769,7 +766,15 @@ def lab_run(name, quick, out, seed, seeds):
               help="Port on 127.0.0.1 (0: any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in your browser.")
 def playground(port, open_browser):
-    """The TensorFlow Playground as a local page, with Keras and the lecture's optimizers."""
+    """The TensorFlow Playground as a local page, with Keras and the lecture's optimizers.
+
+    Serves http://127.0.0.1:PORT/ until Ctrl-C; the page trains in this process.
+
+    \b
+    Example:
+      labkit playground --open
+      labkit playground --port 0
+    """
     quiet_tensorflow()
     from labkit.playground.server import serve
 

@@ -130,11 +130,22 @@ def compare(run_list, metric: str | None = None, all_options: bool = False):
     return frame
 
 
-def plot_compare(run_list, frame, path) -> Path:
+def plot_compare(run_list, frame, path=None) -> Path:
     """The runs' training (dashed) and validation (solid) curves of ``frame``'s metric in one
     PNG, each run in its own colour, labelled by the options that differ when that is shorter
-    than its name."""
+    than its name. ``path`` defaults to compare.png beside the first run (in its runs folder);
+    a folder means compare.png in it."""
     from labkit import plots
+
+    path = Path(path) if path is not None else run_list[0].path.parent
+    if path.suffix.lower() != ".png":
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            from labkit.files import FileFault
+
+            raise FileFault(path, err) from None
+        path = path / layout.COMPARE
 
     metric, differing = frame.attrs["metric"], frame.attrs["differing"]
     labels = []

@@ -30,10 +30,12 @@ def summary(name: str, dataset: str, values: dict[str, Any], *, input_shape: tup
     for ``input_shape`` and ``task`` where given (binary: two classes, one sigmoid unit).
 
     ``light_backend=True`` (the CLI's choice) loads Keras on its numpy backend if Keras is not
-    loaded yet; a Python session keeps its own backend.
+    loaded yet (Keras reads ``KERAS_BACKEND`` once, as it loads; the variable is set for that
+    import only, so child processes and the caller see their own); a Python session that has
+    loaded Keras keeps its backend.
     """
     if light_backend and not is_loaded("keras") and importlib.util.find_spec("jax"):
-        os.environ["KERAS_BACKEND"] = "numpy"  # Keras's numpy backend borrows jax.lax
+        _import_keras_on_numpy()
     spec = data.catalog_spec(dataset, data_options)
     task = task or spec.task
     num_classes = spec.num_classes
@@ -44,6 +46,20 @@ def summary(name: str, dataset: str, values: dict[str, Any], *, input_shape: tup
     lines: list[str] = []
     model.summary(print_fn=lambda text, line_break=True: lines.append(text))
     return "\n".join(lines), model.count_params()
+
+
+def _import_keras_on_numpy() -> None:
+    """Import Keras on its numpy backend (which borrows jax.lax), then put ``KERAS_BACKEND``
+    back as it was."""
+    before = os.environ.get("KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = "numpy"
+    try:
+        import keras  # noqa: F401
+    finally:
+        if before is None:
+            del os.environ["KERAS_BACKEND"]
+        else:
+            os.environ["KERAS_BACKEND"] = before
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,16 +66,18 @@ def describe(err: OSError, path: str | os.PathLike | None = None) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix); on success rename it over ``path``."""
+    """Yield a temporary path beside ``path`` (same suffix); on success rename it over ``path``.
+
+    The temporary file is created as ``open()`` creates files (mode 0o666 less the umask), so
+    the renamed file has the permissions any new file would, without reading or changing the
+    process's umask."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+        tmp = _create_beside(path)
     except OSError as err:
         raise FileFault(path, err) from None
-    os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, _new_file_mode())  # mkstemp makes it private; a new file follows umask
         fsync(tmp)
         os.replace(tmp, path)
         fsync(path.parent)
@@ -86,11 +88,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def _new_file_mode() -> int:
-    """The mode ``open()`` gives a new file: 0o666 less the process's umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _create_beside(path: Path) -> str:
+    """A new, empty file with a fresh name beside ``path`` (``.STEM.RANDOM.SUFFIX``)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
 
 
 def fsync(path: str | os.PathLike) -> None:

@@ -17,7 +17,8 @@ A run directory ``runs/<name>/``::
     .lock            the pid of the process training the run
 
 A sweep folder holds ``sweep.json``, its trials (each a run directory), ``results.csv`` and
-``sweep.png``.
+``sweep.png``. ``labkit compare`` draws ``compare.png`` in the first compared run's folder of
+runs (``runs/``, or the sweep folder) unless told where.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ EXPORT, EXPLAIN, TENSORBOARD = "export", "explain", "tensorboard"  # folders
 LOCK = ".lock"
 
 SWEEP, RESULTS, SWEEP_PICTURE = "sweep.json", "results.csv", "sweep.png"
+COMPARE = "compare.png"  # `labkit compare`'s picture, beside the runs compared by default
 
 # history.csv's columns besides Keras's logs: the epoch (from 1), the phase's name (recipes
 # that train in phases), the learning rate the epoch started with, its wall time in seconds.

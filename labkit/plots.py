@@ -202,8 +202,14 @@ def _integer_epochs(ax) -> None:
 
 def compare_curves(curves: list[tuple[str, pd.DataFrame]], metric: str,
                    path: str | Path) -> Path:
-    """Several runs' ``metric`` per epoch in one PNG: training dashed, validation solid, one
-    colour and one legend entry per run."""
+    """Several runs' ``metric`` per epoch in one PNG (:func:`compare_figure`)."""
+    save(compare_figure(curves, metric), path)
+    return Path(path)
+
+
+def compare_figure(curves: list[tuple[str, pd.DataFrame]], metric: str):
+    """Several runs' ``metric`` per epoch: training dashed, validation solid, each epoch a
+    point, one colour and one legend entry per run."""
     fig, axes = figure(size=(7, 4.2))
     ax = axes[0][0]
     from matplotlib import colormaps
@@ -211,18 +217,19 @@ def compare_curves(curves: list[tuple[str, pd.DataFrame]], metric: str,
     colours = colormaps["tab10" if len(curves) <= 10 else "viridis"]
     for i, (label, history) in enumerate(curves):
         colour = colours(i if len(curves) <= 10 else i / max(1, len(curves) - 1))
+        # markers: a run of one epoch is a point, which a line alone would not draw
         if f"val_{metric}" in history:
-            ax.plot(history[EPOCH], history[f"val_{metric}"], "-", color=colour, label=label)
+            ax.plot(history[EPOCH], history[f"val_{metric}"], "o-", color=colour, label=label,
+                    markersize=3)
         if metric in history:
-            ax.plot(history[EPOCH], history[metric], "--", color=colour, alpha=0.7,
-                    label=None if f"val_{metric}" in history else label)
+            ax.plot(history[EPOCH], history[metric], "o--", color=colour, alpha=0.7,
+                    label=None if f"val_{metric}" in history else label, markersize=3)
     ax.set(xlabel="epoch", ylabel=metric,
            title=f"{metric}: validation (solid), training (dashed)")
     _integer_epochs(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save(fig, path)
-    return Path(path)
+    return fig
 
 
 def sweep_points(results: pd.DataFrame, swept: dict, metric: str, path: str | Path) -> Path:

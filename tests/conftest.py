@@ -1,4 +1,6 @@
 import os
+import subprocess
+from pathlib import Path
 
 from labkit import layout
 
@@ -14,6 +16,55 @@ import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from labkit.cli import main  # noqa: E402
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+BUILD = (".venv/", ".pytest_cache/", ".ruff_cache/", "__pycache__/", ".egg-info/")
+
+
+def checkout_state() -> set[str] | None:
+    """The checkout's untracked and ignored paths (``git status``), less what installing and
+    running pytest make (.venv, caches); None outside a git checkout. Edits to tracked files
+    are left out: a developer may be editing while the suite runs."""
+    try:
+        found = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=CHECKOUT,
+                               capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if found.returncode:
+        return None
+    return {line for line in found.stdout.splitlines()
+            if line.startswith(("??", "!!")) and not line.endswith(BUILD)}
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
+        session.config.checkout_before = checkout_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Tests never write into the checkout: a file a test left there fails the run."""
+    before = getattr(session.config, "checkout_before", None)
+    after = checkout_state() if before is not None else None
+    if before is None or after is None:
+        return
+    left = "\n  ".join(sorted(after - before))
+    if not after - before:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"\nThese appeared in the checkout while the tests ran (tests must "
+                            f"write under tmp_path):\n  {left}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _outside_the_checkout(tmp_path_factory):
+    """Tests run from a scratch folder: what lands in the current folder by default (runs/,
+    labs/, a download) lands there, never in the checkout."""
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(here)
 
 
 @pytest.fixture

@@ -31,6 +31,22 @@ def test_config_file_round_trip_and_flags_override(cli, tmp_path):
     assert not (tmp_path / "runs").exists()  # --print-config trains nothing
 
 
+def test_every_option_has_a_flag_and_round_trips():
+    """A TrainConfig field is a `labkit train` option (hparams and data_options through
+    --set and --data-option), and config.json's keys about the run are not options."""
+    import dataclasses
+
+    from labkit.cli import main
+
+    flags = {p.name for p in main.commands["train"].params}
+    nested = {"hparams": "assignments", "data_options": "data_assignments"}
+    for field in dataclasses.fields(TrainConfig):
+        assert nested.get(field.name, field.name) in flags, field.name
+    assert not RECORD_ONLY & {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(recipe="mlp", dataset="digits", epochs=2)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
 def test_run_config_json_reruns_with_every_option(tmp_path):
     run = fit(tmp_path, epochs=1, optimizer="adam", beta_1=0.8, class_weight={3: 2.0},
               schedule="cosine", early_stopping="on", tensorboard=True)

@@ -45,11 +45,26 @@ def test_compare_shows_only_the_option_that_differs(two_runs, cli, tmp_path):
     assert header[:3] == ["run", "learning_rate", "best_val_loss"]
     picture = tmp_path / "compare.png"
     assert Image.open(picture).size[0] > 400
+    result = cli("compare", str(folder / "lr-*"))  # by default beside the runs, not in the cwd
+    assert result.output.splitlines()[-1] == f"Curves: {folder / 'compare.png'}"
+    assert (folder / "compare.png").is_file()
     # one legend entry per run: the figure's lines come from one loop per run
     assert error_line(cli("compare", str(folder / "nothing-*"))) == \
         f"Error: No runs match {str(folder / 'nothing-*')!r}."
     assert "Did you mean: loss?" in error_line(cli("compare", str(folder / "lr-*"),
                                                    "--metric", "los"))
+
+
+def test_a_one_epoch_run_is_drawn_as_points_not_an_empty_axis():
+    import pandas as pd
+
+    from labkit import plots
+
+    one = pd.DataFrame({"epoch": [1], "accuracy": [0.4], "val_accuracy": [0.5]})
+    fig = plots.compare_figure([("one epoch", one)], "accuracy")
+    lines = fig.axes[0].get_lines()
+    assert [(line.get_marker(), list(line.get_ydata())) for line in lines] == [
+        ("o", [0.5]), ("o", [0.4])]
 
 
 def test_compare_notes_runs_of_different_datasets(two_runs, tmp_path):

@@ -168,6 +168,26 @@ def test_run_files_follow_the_umask(digits_run):
         assert (digits_run.file(name).stat().st_mode & 0o777) == 0o666 & ~mask, name
 
 
+def test_atomic_writes_take_the_umask_without_touching_it(tmp_path, monkeypatch):
+    from labkit import files
+
+    def refuse(*args):
+        raise AssertionError("os.umask called: it changes the mask for every thread")
+
+    previous = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", refuse)
+        files.write_text(tmp_path / "a.txt", "x")
+        with files.atomic_path(tmp_path / "b.keras") as tmp:
+            tmp.write_bytes(b"y")
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "b.keras").stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.keras"]
+
+
 def test_explain_file_names_stay_inside_the_output_folder(tmp_path):
     from labkit.explain import output_stem
 
