@@ -136,11 +136,9 @@ class TrainConfig:
     def load_data(self, data_dir: str | None = None) -> data.Data:
         """The dataset this config trains on, split as training splits it, with the config's
         task (``data_dir`` overrides the config's, e.g. when the TFDS folder moved)."""
-        loaded = data.load(self.dataset, validation_split=self.validation_split,
-                           data_dir=data_dir or self.data_dir, options=self.data_options)
-        if self.task and self.task != loaded.spec.task:
-            loaded.spec = dataclasses.replace(loaded.spec, task=self.task)
-        return loaded
+        return data.load(self.dataset, validation_split=self.validation_split,
+                         data_dir=data_dir or self.data_dir, options=self.data_options,
+                         task=self.task)
 
     def run_name(self, now: dt.datetime | None = None) -> str:
         stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from labkit import files, layout, plots, runs, tasks
-from labkit.config import TrainConfig
 from labkit.data import pipeline
 from labkit.errors import LabkitError
 
@@ -89,7 +88,7 @@ def evaluate(run_path, data_dir: str | None = None) -> dict:
     like history.csv's ``val_loss``.
     """
     run = runs.open_run(run_path)
-    loaded = TrainConfig.from_dict(run.config).load_data(data_dir)
+    loaded = run.load_data(data_dir)
     if loaded.test is None:
         raise LabkitError(f"Dataset {loaded.spec.name!r} has no test split.")
     task = loaded.spec.task

@@ -31,7 +31,6 @@ np = lazy_import("numpy")
 QUANTIZE = ("dynamic", "float16", "int8")
 TOLERANCE = 1e-4  # max |difference| of a float export's outputs
 AGREEMENT = 0.99  # a quantized export's share of examples with the Keras model's top-1 answer
-SAMPLE_SIZE = 256  # raw held-out examples a run keeps (layout.SAMPLES) to check exports
 
 
 def export(run_path, fmt: str, output: str | None = None, *, quantize: str | None = None,
@@ -66,46 +65,9 @@ def export(run_path, fmt: str, output: str | None = None, *, quantize: str | Non
             raise LabkitError(f"{folder} exists and is not empty; choose another --output or "
                               "pass --force to replace it.")
     model = runs.inference_model(run, "final")
-    x, y = samples(run)
+    x, y = run.samples()
     return [_export_one(run, model, x, y, f, folders[f.name], quantize if f.quantizes else None)
             for f in chosen]
-
-
-def save_samples(run: runs.Run, split) -> None:
-    """Keep up to :data:`SAMPLE_SIZE` raw examples of ``split`` (the validation split, say) in
-    the run, so exports are checked without the dataset."""
-    from labkit.data import pipeline
-
-    if split is None:
-        return
-    if isinstance(split, tuple):
-        x, y = split[0][:SAMPLE_SIZE], np.asarray(split[1])[:SAMPLE_SIZE]
-    else:
-        x, y = pipeline.arrays(split.take(SAMPLE_SIZE))
-    with files.atomic_path(run.file(layout.SAMPLES)) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, x=x, y=y)
-
-
-def samples(run: runs.Run):
-    """``(x, y)``: the run's kept raw examples, or for a run that kept none (made before
-    samples.npz existed) the start of its test (else training) split, loaded from the
-    dataset."""
-    path = run.file(layout.SAMPLES)
-    if path.exists():
-        from labkit.trust import MAX_SAMPLES_BYTES, load_npz
-
-        kept = load_npz(path, MAX_SAMPLES_BYTES)
-        if not {"x", "y"} <= set(kept):
-            raise LabkitError(f"{path} is damaged: it should hold the arrays x and y.")
-        return kept["x"].astype("float32"), kept["y"]
-    from labkit.config import TrainConfig
-    from labkit.data import pipeline
-
-    loaded = TrainConfig.from_dict(run.config).load_data()
-    prep = None if run.raw_inputs else loaded.spec.preprocessing
-    x, y = pipeline.arrays(loaded.test if loaded.test is not None else loaded.train, prep=prep)
-    return x[:SAMPLE_SIZE].astype("float32"), y[:SAMPLE_SIZE]
 
 
 def _export_one(run, model, x, y, fmt: formats.Format, folder: Path,
@@ -124,14 +86,14 @@ def _export_one(run, model, x, y, fmt: formats.Format, folder: Path,
         _write(model, fmt, target, x, quantize)
         got = np.asarray(fmt.load(target)(x))
         report = parity(run, fmt.name, expected, got, y, quantize)
-        files.write_json(tmp / "parity.json", report)
+        files.write_json(tmp / layout.PARITY, report)
         card = describe(run, model, fmt, quantize, report)
         if fmt.name == "onnx":
             import onnx
 
             card["opset"] = int(onnx.load(str(target)).opset_import[0].version)
-        files.write_json(tmp / "labkit.json", card)
-        files.write_text(tmp / "README.md", model_card(card))
+        files.write_json(tmp / layout.CARD, card)
+        files.write_text(tmp / layout.MODEL_CARD, model_card(card))
     except OSError as err:  # a full disk, a folder that went read-only, …
         _remove(tmp, quiet=True)
         raise files.FileFault(folder, err) from None

@@ -13,7 +13,8 @@ A run directory ``runs/<name>/``::
     curves.png       learning curves; decision_boundary.png for 2-D inputs
     evaluation.json  ``labkit evaluate``'s report, with confusion_matrix.csv/.png,
                      classification_report.txt, top_losses.png or predicted_vs_true.png
-    export/FORMAT/   ``labkit export``; explain/: ``labkit explain``; tensorboard/: its logs
+    export/FORMAT/   ``labkit export``: the model, labkit.json, parity.json, README.md
+    explain/         ``labkit explain``'s pictures; tensorboard/: with --tensorboard
     .lock            the pid of the process training the run
 
 A sweep folder holds ``sweep.json``, its trials (each a run directory), ``results.csv`` and
@@ -38,6 +39,8 @@ EVALUATION, CONFUSION, REPORT = "evaluation.json", "confusion_matrix.csv", \
 SCATTER, CONFUSION_PNG, TOP_LOSSES = "predicted_vs_true.png", "confusion_matrix.png", \
     "top_losses.png"
 EXPORT, EXPLAIN, TENSORBOARD = "export", "explain", "tensorboard"  # folders
+# In each export folder (export/FORMAT/), beside the model file labkit.formats names:
+CARD, PARITY, MODEL_CARD = "labkit.json", "parity.json", "README.md"
 LOCK = ".lock"
 
 SWEEP, RESULTS, SWEEP_PICTURE = "sweep.json", "results.csv", "sweep.png"

@@ -22,6 +22,7 @@ from labkit import layout
 from labkit.errors import LabkitError
 
 WRAPPER = "with_preprocessing"  # name of the model that puts the preprocessing first
+SAMPLE_SIZE = 256  # raw held-out examples a run keeps (layout.SAMPLES) to check exports
 
 
 @dataclass(frozen=True)
@@ -53,21 +54,46 @@ class Run:
 
         config = self.config
         recorded = config["data_spec"]
-        if recorded is None:  # a format-1 run: its data, split and tasked as training had it
-            import dataclasses
-
-            from labkit import data
-
-            spec = data.load(config["dataset"], validation_split=config["validation_split"],
-                             data_dir=config.get("data_dir"),
-                             options=config.get("data_options") or {}).spec
-            return dataclasses.replace(spec, task=config.get("task") or spec.task)
+        if recorded is None:  # a format-1 run
+            return self.load_data().spec
         prep = Preprocessing.from_dict(recorded.get("preprocessing", {}))
         return DatasetSpec(config.get("dataset", ""), tuple(recorded["input_shape"]),
                            recorded["num_classes"], task=recorded["task"],
                            class_names=tuple(recorded.get("class_names", ())), scale=prep.scale,
                            mean=prep.mean, variance=prep.variance,
                            feature_names=tuple(recorded.get("feature_names", ())))
+
+    def load_data(self, data_dir: str | None = None):
+        """The run's dataset, split and given the task as training had them (``data_dir``: the
+        TFDS folder, if it moved since)."""
+        from labkit import data
+
+        config = self.config
+        return data.load(config["dataset"], validation_split=config["validation_split"],
+                         data_dir=data_dir or config.get("data_dir"),
+                         options=config.get("data_options") or {}, task=config.get("task"))
+
+    def samples(self):
+        """``(x, y)``: up to :data:`SAMPLE_SIZE` raw held-out examples the run kept
+        (samples.npz), to check exports without the dataset; for a run that kept none (made
+        before samples.npz existed), the start of its test (else training) split."""
+        import numpy as np
+
+        path = self.file(layout.SAMPLES)
+        if path.exists():
+            from labkit.trust import MAX_SAMPLES_BYTES, load_npz
+
+            kept = load_npz(path, MAX_SAMPLES_BYTES)
+            if not {"x", "y"} <= set(kept):
+                raise LabkitError(f"{path} is damaged: it should hold the arrays x and y.")
+            return kept["x"].astype("float32"), kept["y"]
+        from labkit.data import pipeline
+
+        loaded = self.load_data()
+        prep = None if self.raw_inputs else loaded.spec.preprocessing
+        x, y = pipeline.arrays(loaded.test if loaded.test is not None else loaded.train,
+                               prep=prep)
+        return x[:SAMPLE_SIZE].astype("float32"), np.asarray(y)[:SAMPLE_SIZE]
 
     @property
     def raw_inputs(self) -> bool:
@@ -199,6 +225,26 @@ def inference_model(run: Run, which: str = "final"):
     if which == "final" and run.raw_inputs:
         return model
     return with_preprocessing(model, run.spec.preprocessing)
+
+
+def save_samples(run: Run, split) -> None:
+    """Keep up to :data:`SAMPLE_SIZE` raw examples of ``split`` (arrays or a ``tf.data``
+    dataset; the validation split, say) in the run, so exports are checked without the
+    dataset."""
+    import numpy as np
+
+    from labkit.data import pipeline
+    from labkit.files import atomic_path
+
+    if split is None:
+        return
+    if isinstance(split, tuple):
+        x, y = split[0][:SAMPLE_SIZE], np.asarray(split[1])[:SAMPLE_SIZE]
+    else:
+        x, y = pipeline.arrays(split.take(SAMPLE_SIZE))
+    with atomic_path(run.file(layout.SAMPLES)) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, x=x, y=y)
 
 
 def unwrap(model):

@@ -29,7 +29,6 @@ from labkit import (
     checkpoint,
     data,
     devices,
-    export,
     files,
     layout,
     optim,
@@ -316,7 +315,7 @@ def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
         optimizer.build(saved.trainable_variables)
     with files.atomic_path(run.file(layout.MODEL)) as tmp:
         saved.save(tmp)
-    export.save_samples(run, loaded.val if loaded.val is not None else loaded.test)
+    runs.save_samples(run, loaded.val if loaded.val is not None else loaded.test)
     if loaded.spec.input_shape == (2,):
         plots.decision_boundary(model, loaded, run.file(layout.BOUNDARY))
     test = {}

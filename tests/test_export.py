@@ -25,7 +25,7 @@ def exported(digits_run, tmp_path_factory):
 
 
 def test_training_keeps_raw_examples_for_exports(digits_run):
-    x, y = export.samples(digits_run)
+    x, y = digits_run.samples()
     assert x.shape == (256, 8, 8, 1) and x.max() > 1  # raw pixel values, not scaled
     assert len(y) == 256
 
@@ -48,7 +48,7 @@ def test_each_format_matches_keras_in_its_runtime(exported, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_the_model_cards_three_lines_run_without_labkit(exported, digits_run, fmt):
     root, _ = exported
-    x, _ = export.samples(digits_run)
+    x, _ = digits_run.samples()
     here = os.getcwd()
     os.chdir(root / fmt)
     try:

@@ -12,6 +12,7 @@ TensorFlow) and ``load(name, validation_split, **options)``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,7 +141,7 @@ def _source(name: str, options: dict) -> ModuleType | None:
 
 
 def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = None,
-         options: dict | None = None) -> Data:
+         options: dict | None = None, task: str | None = None) -> Data:
     """Load dataset ``name`` with a validation split carved from its training data.
 
     Args:
@@ -152,16 +153,22 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
             ``num_samples``, ``seed``, ``ratio`` (percent for training, 10–90); an image
             folder's ``image_size``, ``color_mode``, …
             (:mod:`~labkit.data.images`); a CSV's ``target`` and ``dropna``.
+        task: the task it is trained for when that is not the dataset's own (a run's
+            ``--task``: binary for two classes, say; checked by the config); None: its own.
     """
     options = dict(options or {})
     source = _source(name, options)
-    if source is not None:
-        return source.load(name, validation_split, **options)
     entry = DATASETS.get(name)
-    if entry is None or entry.source == "tfds":
-        return tfds.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE,
-                         task=entry.task if entry else None, **options)
-    return entry.load(name, validation_split, **options)
+    if source is not None:
+        loaded = source.load(name, validation_split, **options)
+    elif entry is None or entry.source == "tfds":
+        loaded = tfds.load(name, validation_split, data_dir=data_dir, offline_names=OFFLINE,
+                           task=entry.task if entry else None, **options)
+    else:
+        loaded = entry.load(name, validation_split, **options)
+    if task and task != loaded.spec.task:
+        loaded.spec = dataclasses.replace(loaded.spec, task=task)
+    return loaded
 
 
 def summarize(name: str, validation_split: float = 0.2, options: dict | None = None) -> dict:

@@ -80,7 +80,6 @@ def lab(name: str, *, order: int, topic: int | tuple[int, ...], claim: str, seco
 
 HOLDS, NOT_SHOWN = "claim holds", "claim NOT supported on this run"  # how verdicts end
 INCONCLUSIVE = "inconclusive at this size"
-STATUSES = (HOLDS, NOT_SHOWN, INCONCLUSIVE)  # Finding.status
 NOISE_FACTOR = 2  # a quick run's effect counts when it is this many times its noise
 
 
@@ -114,9 +113,9 @@ class Finding:
         return abs(self.margin - self.null) > NOISE_FACTOR * self.noise
 
     def status(self, quick: bool = False) -> str:
-        """One of :data:`STATUSES`. A full run holds or not as its numbers say; a quick one
-        says so only when its margin is clear of its noise, and is otherwise
-        :data:`INCONCLUSIVE`."""
+        """:data:`HOLDS`, :data:`NOT_SHOWN` or :data:`INCONCLUSIVE`. A full run holds or not
+        as its numbers say; a quick one says so only when its margin is clear of its noise, and
+        is otherwise :data:`INCONCLUSIVE`."""
         if not quick or self.clear and self.ok == (self.margin > self.null):
             return HOLDS if self.ok else NOT_SHOWN
         return INCONCLUSIVE
