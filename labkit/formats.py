@@ -112,7 +112,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            'import tensorflow as tf\n'
            'model = tf.saved_model.load("savedmodel")\n'
            'outputs = model.serve(tf.constant(x, tf.float32)).numpy()'),
-    Format("litert", "model.tflite", "LiteRT flatbuffer; --quantize dynamic, float16 or int8",
+    Format("litert", "model.tflite", "LiteRT flatbuffer (--quantize dynamic, float16 or int8)",
            "the `ai-edge-litert` interpreter", _write_litert, _load_litert,
            'from ai_edge_litert.interpreter import Interpreter\n'
            'run = Interpreter("model.tflite").get_signature_runner()\n'
