@@ -3,6 +3,7 @@ where the evidence has a known place, feature maps, filter patterns, nested laye
 evaluate's pictures."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -184,7 +185,7 @@ def test_explain_a_photo_with_a_vgg16_transfer_run_on_an_image_folder(cli, tmp_p
 JAX_SCRIPT = """
 import json, sys
 import keras, numpy as np
-sys.path.insert(0, "tests")
+sys.path.insert(0, sys.argv[1])  # the tests folder
 from test_explain import tiny_model
 from labkit import explain
 x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1) / 16 - 0.3
@@ -210,7 +211,8 @@ def test_gradients_come_from_the_jax_backend_too():
     import sys
 
     pytest.importorskip("jax")
-    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT], capture_output=True, text=True,
+    tests = str(Path(__file__).resolve().parent)
+    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, tests], capture_output=True, text=True,
                           env={**os.environ, "KERAS_BACKEND": "jax"}, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax"
