@@ -229,9 +229,10 @@ def _serve_and_stop(command: str, work: Path) -> list[str]:
 def _run_python(text: str, work: Path) -> subprocess.CompletedProcess:
     """A Python block, run where a reader would: an export's snippet inside that export's
     folder with ``x`` the run's kept raw examples, any other in the scratch folder."""
-    folders = {"model.keras": "keras", "savedmodel": "savedmodel", "model.tflite": "litert",
-               "model.onnx": "onnx"}
-    opened = re.search(r'\("(model\.keras|savedmodel|model\.tflite|model\.onnx)"\)', text)
+    from labkit.formats import FORMATS
+
+    folders = {f.file: f.name for f in FORMATS.values()}  # model file → its export folder
+    opened = re.search(r'\("(' + "|".join(map(re.escape, folders)) + r')"\)', text)
     cwd, prelude = work, ""
     if opened and "runs/" not in text:
         cwd = work / "runs" / "cats-convnet" / "export" / folders[opened.group(1)]
