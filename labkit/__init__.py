@@ -34,9 +34,9 @@ __all__ = ["__version__", "build", "compare", "evaluate", "get_recipe", "list_re
            "load_run", "predict", "sweep", "train"]
 
 _SUBMODULES = {"augment", "callbacks", "checkpoint", "comparison", "config", "data", "describe",
-               "devices",
-               "evaluation", "export", "labs", "lecture", "optim", "options", "phases", "plots",
-               "prediction", "registry", "runs", "tasks", "training"}
+               "devices", "evaluation", "export", "explain", "formats", "interrupts", "labs",
+               "layers", "layout", "lecture", "optim", "options", "phases", "plots",
+               "prediction", "registry", "runs", "sweeps", "tasks", "training"}
 
 
 def __getattr__(name: str):
