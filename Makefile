@@ -1,6 +1,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Where the lab targets write (make lab-momentum LABS_OUT=/tmp/labs).
+LABS_OUT ?= labs
 # Made by a finished install; older than pyproject.toml means the environment is out of date.
 STAMP  := $(VENV)/.installed
 
@@ -60,11 +62,11 @@ pictures: $(STAMP) browser ## the README's pictures (docs/pictures/): explain on
 	LABKIT_ARTIFACTS=/tmp/labkit-pictures $(BIN)/pytest -q -m slow tests/test_playground_browser.py
 	cp /tmp/labkit-pictures/playground.png docs/pictures/playground.png
 
-labs: $(STAMP) ## run every lab, full versions (about 15 min on 2 cores); results in labs/
-	$(BIN)/labkit lab run all
+labs: $(STAMP) ## run every lab, full versions (about 15 min on 2 cores); results in labs/ (LABS_OUT)
+	$(BIN)/labkit lab run all --out $(LABS_OUT)
 
 labs-check: $(STAMP) ## every lab's full version for seeds 0, 1 and 2, one verdict each (about 40 min)
-	$(BIN)/labkit lab run all --seeds 0,1,2 --out labs/check
+	$(BIN)/labkit lab run all --seeds 0,1,2 --out $(LABS_OUT)/check
 
 lab-%: $(STAMP) ## run one lab, e.g. make lab-momentum (`labkit lab list` names them all)
-	$(BIN)/labkit lab run $*
+	$(BIN)/labkit lab run $* --out $(LABS_OUT)/$*
