@@ -104,6 +104,7 @@ def even_digits(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # three trainings in a fresh process: ~13 s
 def test_mirrored_on_two_logical_devices_matches_one_device(even_digits, tmp_path):
     """The full batch split over two replicas gives the gradient one device computes: the
     same weights."""

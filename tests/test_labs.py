@@ -35,8 +35,10 @@ def lab_runs(tmp_path_factory):
     return run
 
 
-HEAVY = {"residual", "playground", "transfer", "early-stopping"}  # quick, but 10-25 s each:
-# they run with `make test-slow`
+# Quick, but 6-25 s each on 2 cores: they run with `make test-slow` (the fast suite keeps a lab
+# of each kind: optimisation, regularisation, convolution, depth, seeing).
+HEAVY = {"residual", "playground", "transfer", "early-stopping", "weight-decay",
+         "parameter-sharing", "ensemble", "adaptive-optimizers", "augmentation"}
 
 
 def holds(verdict: str) -> bool:

@@ -354,7 +354,7 @@ def test_port_in_use_is_one_error():
         first.server_close()
 
 
-@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signame", ["SIGINT", pytest.param("SIGTERM", marks=pytest.mark.slow)])
 def test_cli_playground_prints_the_url_and_stops_cleanly_on_ctrl_c(signame):
     import os
     import signal

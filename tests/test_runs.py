@@ -130,7 +130,7 @@ def test_runs_lists_one_row_per_run(cli, digits_run):
                                 f"{seconds:.0f}", "s", "completed"]
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", pytest.param("adam", marks=pytest.mark.slow)])
 def test_model_files_load_with_plain_keras_without_labkit(tmp_path, optimizer):
     """The README's promise: model.keras, last.keras and best.keras load with
     keras.models.load_model in a Python that never imported labkit (no custom classes)."""
