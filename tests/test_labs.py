@@ -184,15 +184,17 @@ ROOT = Path(__file__).parents[1]
 def dry_make(target: str) -> str:
     """What ``make -n target`` would run (outside any make that runs the tests)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    return subprocess.run(["make", "--no-print-directory", "-n", target], cwd=ROOT, env=env,
+    return subprocess.run(["make", "--no-print-directory", "-n", *target.split()], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_make_has_a_target_for_every_registered_lab():
     """`make lab-NAME` is one pattern rule: every lab the registry knows has its target."""
     for name in labs.names():
-        assert dry_make(f"lab-{name}").endswith(f"labkit lab run {name}")
-    assert dry_make("labs").endswith("labkit lab run all")
+        assert dry_make(f"lab-{name}").endswith(f"labkit lab run {name} --out labs/{name}")
+    assert dry_make("labs").endswith("labkit lab run all --out labs")
+    assert dry_make("lab-momentum LABS_OUT=/tmp/elsewhere").endswith(
+        "labkit lab run momentum --out /tmp/elsewhere/momentum")
 
 
 def test_docs_have_a_paragraph_per_lab():
