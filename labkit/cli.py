@@ -266,7 +266,8 @@ _TRAIN_OPTIONS = [
                       "--batch-size is then the global batch. multi-worker: refused, Keras 3's fit "
                       "does not run under MultiWorkerMirroredStrategy." + default("distribute")),
     click.option("--devices", type=int,
-                 help="With --distribute mirrored and no GPU: this many logical CPU devices."),
+                 help="With --distribute mirrored or data-parallel and no GPU: this many logical "
+                      "CPU devices."),
     click.option("--divergence-factor", type=float,
                  help="Stop as diverged when the loss exceeds this many times the first epoch's; "
                       "0: only a NaN or infinite loss stops." + default("divergence_factor")),
@@ -292,8 +293,18 @@ def train_options(func):
               help="Print the fully resolved config as JSON and exit without training.")
 @click.option("--resume", "resume_run", metavar="RUN",
               help="Continue the interrupted run directory RUN from its last finished epoch.")
+@click.option("--coordinator", metavar="HOST:PORT",
+              help="Data-parallel over several processes: process 0's address (else "
+                   "$KERAS_DISTRIBUTION_JOB_ADDRESSES, or Slurm's first node).")
+@click.option("--num-processes", type=int,
+              help="Data-parallel: how many processes train together (else "
+                   "$KERAS_DISTRIBUTION_NUM_PROCESSES or $SLURM_NTASKS).")
+@click.option("--process-id", type=int,
+              help="Data-parallel: this process's rank, 0..N-1; 0 writes the run directory "
+                   "(else $KERAS_DISTRIBUTION_PROCESS_ID or $SLURM_PROCID).")
 @train_options
-def train(recipe, config_file, print_config, resume_run, data_options, assignments, **flags):
+def train(recipe, config_file, print_config, resume_run, coordinator, num_processes, process_id,
+          data_options, assignments, **flags):
     """Train RECIPE and write a run directory (config, history, metrics, model, checkpoints).
 
     Ctrl-C stops after saving what finished; --resume continues a stopped or killed run.
@@ -313,21 +324,46 @@ def train(recipe, config_file, print_config, resume_run, data_options, assignmen
     from labkit.options import parse_assignments
 
     flags["batch_size"] = parse_batch_size(flags["batch_size"])
+    given = (coordinator, num_processes, process_id)
     if resume_run:
         _refuse_with_resume("a run with its saved config", flags, RECIPE=recipe,
                             **{"--config": config_file, "--set": assignments,
                                "dataset options": data_options})
-        return _train_and_report(click.echo, resume_run=resume_run)
+        from labkit.runs import open_run
+
+        distribute = open_run(resume_run).config.get("distribute", "none")
+        return _train_and_report(click.echo, resume_run=resume_run,
+                                 group=_process_group(distribute, *given))
     config = resolve_train_config(
         recipe=recipe, config_file=config_file, flags=flags,
         hparams=parse_assignments(assignments),
         data_options=data_options)
+    group = _process_group(config.distribute, *given)
     if print_config:
         import json
 
         click.echo(json.dumps(config.to_dict(), indent=2))
         return
-    _train_and_report(click.echo, config=config)
+    _train_and_report(click.echo, config=config, group=group)
+
+
+def _process_group(distribute: str, *given):
+    """The data-parallel process group of the options or the environment (None: one
+    process); the options without --distribute data-parallel are an error."""
+    import os
+
+    from labkit import processes
+    from labkit.launch import LAUNCHED
+
+    if distribute != "data-parallel":
+        if any(v is not None for v in given):
+            raise click.UsageError("--coordinator, --num-processes and --process-id apply to "
+                                   "--distribute data-parallel.")
+        if os.environ.get(LAUNCHED):
+            raise click.UsageError("labkit launch starts one data-parallel run: add "
+                                   "--distribute data-parallel.")
+        return None
+    return processes.resolve(*given)
 
 
 def _refuse_with_resume(what: str, flags: dict, **others) -> None:
@@ -338,21 +374,30 @@ def _refuse_with_resume(what: str, flags: dict, **others) -> None:
         raise LabkitError(f"--resume continues {what}; drop {', '.join(given)}.")
 
 
-def _train_and_report(echo, config=None, resume_run=None) -> None:
+def _train_and_report(echo, config=None, resume_run=None, group=None) -> None:
     quiet_tensorflow()
     from labkit import training
     from labkit.interrupts import stop_on_signals
 
     try:
         with stop_on_signals() as stop:  # Ctrl-C and `kill` stop after saving what finished
-            run = training.resume(resume_run, echo, stop) if resume_run \
-                else training.train(config, echo, stop)
+            run = training.resume(resume_run, echo, stop, group) if resume_run \
+                else training.train(config, echo, stop, group)
     except training.Interrupted as stopped:
+        if group is not None and not group.main:
+            click.echo(f"\nProcess {group.process_id} stopped; process 0 saved the run.",
+                       err=True)
+            sys.exit(130)
         done = stopped.run.metrics.get("epochs_completed", 0)
         click.echo(f"\nInterrupted after {done} finished epochs, saved in {stopped.run.path}.\n"
                    f"Resume with: labkit train --resume {stopped.run.path}", err=True)
         sys.exit(130)
     metrics = run.metrics
+    if group is not None and not group.main:
+        click.echo(f"Process {group.process_id} of {group.num_processes}: "
+                   f"{metrics['status']} ({metrics['epochs_completed']} epochs); process 0 "
+                   "wrote the run directory.")
+        return
     if metrics["status"] == "diverged":
         raise LabkitError(f"Training diverged; run saved in {run.path}. {metrics['hint']}")
     click.echo(training.summary(run))
@@ -675,6 +720,29 @@ def _report_sweep(go) -> None:
     click.echo(_table(shown))
     if ended:
         click.echo(f"Results: {done.path / layout.RESULTS}, {done.path / layout.SWEEP_PICTURE}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--processes", type=click.IntRange(1), required=True,
+              help="How many processes train together on this machine.")
+@click.option("--log-dir", type=click.Path(file_okay=False),
+              help="Where processes 1..N-1 write their output (process-I.log).  [default: a "
+                   "temporary folder]")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
+def launch(processes, log_dir, args):
+    """Start `labkit ARGS` (a data-parallel `train`) as PROCESSES processes of one group on
+    this machine: a free port on 127.0.0.1, KERAS_BACKEND=jax unless set, process 0's output
+    here; when one process fails the others are stopped and its exit code is returned.
+
+    \b
+    Example:
+      labkit launch --processes 2 -- train cnn --dataset digits --distribute data-parallel
+      labkit launch --processes 2 -- train --resume runs/cnn-digits-20261202-101500
+    """
+    from labkit.launch import launch as run_launch
+
+    sys.exit(run_launch(processes, list(args), echo=lambda line: click.echo(line, err=True),
+                        log_dir=log_dir))
 
 
 @main.group()

@@ -8,16 +8,21 @@
 - ``distribute="mirrored"``: ``tf.distribute.MirroredStrategy`` over the visible GPUs, or over
   ``devices`` logical CPU devices (how tests and a laptop try it). ``--batch-size`` is the
   global batch, split over the replicas.
+- ``distribute="data-parallel"`` (JAX backend): ``keras.distribution.DataParallel`` over every
+  device of every process of the run's :class:`~labkit.processes.ProcessGroup` (one process:
+  its local devices, or ``devices`` CPU devices). Each process feeds its share of every global
+  batch; ``--batch-size`` is the global batch.
 - ``distribute="multi-worker"`` is refused with the reason: Keras 3's ``Model.fit`` fails under
   ``tf.distribute.MultiWorkerMirroredStrategy`` ("Attempt to convert a value (PerReplica…) to a
   Tensor"; keras-team/keras#20585, tensorflow/tensorflow#72388, still open with Keras 3.15 and
-  TensorFlow 2.20, checked here with two local workers). labkit does not replace ``fit`` with a
-  loop of its own.
+  TensorFlow 2.20, checked here with two local workers); data-parallel is the way across
+  processes and machines. labkit does not replace ``fit`` with a loop of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +30,11 @@ from pathlib import Path
 from labkit.errors import LabkitError
 
 PRECISIONS = ("float32", "mixed")
-DISTRIBUTE = ("none", "mirrored", "multi-worker")
+# Data-parallel: how long a process waits for the others to join (and to finish), and after how
+# many seconds without a heartbeat a process that died ends the others with an error.
+JOIN_SECONDS = int(os.environ.get("LABKIT_JOIN_SECONDS", "120"))
+HEARTBEAT_SECONDS = int(os.environ.get("LABKIT_HEARTBEAT_SECONDS", "30"))
+DISTRIBUTE = ("none", "mirrored", "data-parallel", "multi-worker")
 
 
 def check(precision: str, distribute: str, devices: int | None) -> None:
@@ -39,13 +48,16 @@ def check(precision: str, distribute: str, devices: int | None) -> None:
     if devices is not None:
         if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
             raise LabkitError(f"--devices must be an integer >= 1. Received: {devices!r}")
-        if distribute != "mirrored":
-            raise LabkitError("--devices applies to --distribute mirrored (logical CPU devices).")
+        if distribute not in ("mirrored", "data-parallel"):
+            raise LabkitError("--devices applies to --distribute mirrored or data-parallel "
+                              "(logical CPU devices).")
     if distribute == "multi-worker":
         raise LabkitError("--distribute multi-worker is not available: Keras 3's Model.fit "
                           "fails under tf.distribute.MultiWorkerMirroredStrategy "
-                          "(keras-team/keras#20585). Use --distribute mirrored on one machine "
-                          "with several GPUs.")
+                          "(keras-team/keras#20585). Across processes and machines use "
+                          "--distribute data-parallel with KERAS_BACKEND=jax (keras.distribution; "
+                          "labkit launch starts the processes); on one machine with several "
+                          "GPUs, --distribute mirrored.")
 
 
 def cpu_supports_bfloat16() -> bool:
@@ -141,24 +153,113 @@ def scope(strat) -> contextlib.AbstractContextManager:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a run trains: its strategy (None: the default device), dtype policy, and the
-    replicas a global batch is split over."""
+    """Where a run trains: its strategy (None: the default device), dtype policy, the replicas
+    a global batch is split over, and, data-parallel, this process's place in the group (its
+    ``process_id`` of ``processes``, with ``local_devices`` of the replicas)."""
 
     strategy: object
     policy: str
     replicas: int
+    process_id: int = 0
+    processes: int = 1
+    local_devices: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run directory (process 0)."""
+        return self.process_id == 0
 
 
 @contextlib.contextmanager
 def placed(precision: str, distribute: str, devices: int | None, echo=print,
-           policy: str | None = None) -> Iterator[Placement]:
-    """Build, compile and fit inside this: the strategy's scope and the dtype policy
-    (``policy`` given: a resumed run's, else the one ``precision`` picks here)."""
-    strat = strategy(distribute, devices)
+           policy: str | None = None, group=None) -> Iterator[Placement]:
+    """Build, compile and fit inside this: the strategy's scope (or, data-parallel, Keras's
+    distribution over the process ``group``'s devices) and the dtype policy (``policy``
+    given: a resumed run's, else the one ``precision`` picks here)."""
+    if group is not None and distribute != "data-parallel":
+        raise LabkitError(f"A process group ({group.source}: {group.num_processes} processes) "
+                          "trains with --distribute data-parallel; this run has --distribute "
+                          f"{distribute}.")
     if policy is None:
         policy, note = policy_for(precision)
         if note:
             echo(note)
+    if distribute == "data-parallel":
+        with data_parallel(devices, group) as place, dtype_policy(policy):
+            yield Placement(None, policy, *place)
+        return
+    strat = strategy(distribute, devices)
     replicas = strat.num_replicas_in_sync if strat is not None else 1
     with scope(strat), dtype_policy(policy):
         yield Placement(strat, policy, replicas)
+
+
+@contextlib.contextmanager
+def data_parallel(devices: int | None, group=None) -> Iterator[tuple[int, int, int, int]]:
+    """Keras's ``DataParallel`` distribution over every device of every process of ``group``
+    (None: this process's devices; ``devices``: that many CPU devices) while inside; yields
+    ``(replicas, process_id, processes, local_devices)``. Joining the group waits for every
+    process to start; a coordinator that cannot be reached is a LabkitError."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise LabkitError("--distribute data-parallel uses keras.distribution, which runs on "
+                          f"the JAX backend: set KERAS_BACKEND=jax (it is "
+                          f"{keras.backend.backend()}).")
+    import jax
+
+    if devices is not None:
+        _cpu_devices(jax, devices)
+    if group is not None and not jax.distributed.is_initialized():
+        if not group.main:  # JAX aborts the process on an unreachable coordinator: ask first
+            _wait_for(group.coordinator, JOIN_SECONDS, group.process_id)
+        try:  # what keras.distribution.initialize does, with bounded waits
+            jax.distributed.initialize(group.coordinator, group.num_processes, group.process_id,
+                                       initialization_timeout=JOIN_SECONDS,
+                                       heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
+                                       shutdown_timeout_seconds=JOIN_SECONDS)
+        except Exception as err:  # noqa: BLE001 — JAX raises RuntimeError, XlaRuntimeError…
+            raise LabkitError(f"Could not join the process group at {group.coordinator} as "
+                              f"process {group.process_id} of {group.num_processes}: "
+                              f"{str(err).strip().splitlines()[0][:300]}") from None
+    everywhere = keras.distribution.list_devices()
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(
+        devices=everywhere, auto_shard_dataset=False))  # labkit feeds each process its share
+    try:
+        yield (len(everywhere), jax.process_index(), jax.process_count(),
+               jax.local_device_count())
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
+def _wait_for(coordinator: str, seconds: float, process_id: int) -> None:
+    """Until ``coordinator`` (HOST:PORT) accepts a connection, for at most ``seconds``; a
+    LabkitError if it never does."""
+    import socket
+    import time
+
+    host, _, port = coordinator.rpartition(":")
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=2):
+                return
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                raise LabkitError(f"Could not join the process group at {coordinator} as "
+                                  f"process {process_id}: nothing answered there in "
+                                  f"{seconds:g} s ({err.strerror or err}). Start process 0 "
+                                  "first, and check the address and the firewall.") from None
+            time.sleep(0.5)
+
+
+def _cpu_devices(jax, count: int) -> None:
+    """``count`` CPU devices for JAX; possible only before JAX has started its CPU backend."""
+    if jax.config.jax_num_cpu_devices == count:
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:
+        raise LabkitError(f"--devices {count}: JAX has already started with "
+                          f"{jax.local_device_count()} device(s); start a new process.") from None

@@ -227,6 +227,15 @@ def inference_model(run: Run, which: str = "final"):
     return with_preprocessing(model, run.spec.preprocessing)
 
 
+def copy_run(run: Run, folder: str | os.PathLike) -> Path:
+    """A copy of ``run``'s directory inside ``folder`` (its lock file left out); its path."""
+    import shutil
+
+    target = Path(folder) / run.name
+    shutil.copytree(run.path, target, ignore=shutil.ignore_patterns(layout.LOCK))
+    return target
+
+
 def save_samples(run: Run, split) -> None:
     """Keep up to :data:`SAMPLE_SIZE` raw examples of ``split`` (arrays or a ``tf.data``
     dataset; the validation split, say) in the run, so exports are checked without the

@@ -34,6 +34,7 @@ from labkit import (
     optim,
     phases,
     plots,
+    processes,
     registry,
     runs,
     tasks,
@@ -74,10 +75,11 @@ class Prepared:
     derived: dict  # train_examples, batch_size, steps_per_epoch, eval_batch_size, class_weight
     model: keras.Model
     plan: list[phases.Phase]
+    place: devices.Placement | None = None  # where it trains (None: the default device)
 
 
 def train(config: TrainConfig, echo: Echo = print,
-          stop: threading.Event | None = None) -> runs.Run:
+          stop: threading.Event | None = None, group=None) -> runs.Run:
     """Train ``config`` and write its run directory; returns the run.
 
     Every option is validated, the data loaded and the model built before the run directory is
@@ -89,12 +91,18 @@ def train(config: TrainConfig, echo: Echo = print,
     ``stop``: an event that, once set (from another thread, or by the handlers of
     :func:`labkit.interrupts.stop_on_signals`), stops training at the next epoch boundary.
 
+    ``group`` (a :class:`labkit.processes.ProcessGroup`, with ``--distribute data-parallel``):
+    this process is one of several training the model together. Every process runs the same
+    steps (Keras saves with collectives); process 0 writes the run directory, the others a
+    private scratch copy that is removed when the process ends, and return that.
+
     Raises:
         Interrupted: on Ctrl-C or ``stop``, after saving what finished;
             ``resume(err.run.path)`` continues.
     """
     config = config if config.is_resolved else config.resolve()
-    with devices.placed(config.precision, config.distribute, config.devices, echo) as place:
+    with devices.placed(config.precision, config.distribute, config.devices, echo,
+                        group=group) as place:
         prepared = prepare(config, place=place)
         for warning in learning_warnings(prepared.model, prepared.loaded.spec.num_classes,
                                          prepared.loaded.spec.task):
@@ -102,22 +110,29 @@ def train(config: TrainConfig, echo: Echo = print,
         if (cap := phases.epoch_cap()) is not None:
             echo(f"note: {phases.EPOCH_CAP}={cap} cuts every phase to at most that many epochs "
                  f"(set by the docs' tests; unset it for real work).")
-        check_room(config.runs_dir, prepared.model)
-        run = open_run(prepared, echo)
+        if place.main:
+            check_room(config.runs_dir, prepared.model)
+            run = open_run(prepared, echo)
+        else:
+            run = open_run(prepared, echo, runs_dir=processes.scratch_folder(place))
         with runs.lock(run):
             return fit_and_finish(prepared, run, stop=stop)
 
 
 def resume(path: str | Path, echo: Echo = print,
-           stop: threading.Event | None = None) -> runs.Run:
+           stop: threading.Event | None = None, group=None) -> runs.Run:
     """Continue the interrupted run at ``path`` from its last finished epoch.
 
     The model, the optimizer's state (moments, step count, so the schedule's position), early
     stopping's and reduce-on-plateau's counters and the best metric come from ``last.keras``;
     history.csv keeps the epochs up to it and continues after them. The run's precision policy
-    and distribution are used again. ``stop`` as for :func:`train`.
+    and distribution are used again. ``stop`` and ``group`` as for :func:`train`: with a
+    group, every process resumes from process 0's run (the runs folder must be shared, or
+    copied to each machine); the others continue in a scratch copy of it.
     """
     run = runs.open_run(path)
+    if group is not None and not group.main:
+        run = runs.Run(runs.copy_run(run, processes.scratch_folder(group)))
     with runs.lock(run):
         status = run.metrics.get("status", "running")
         if status == "completed":
@@ -130,7 +145,11 @@ def resume(path: str | Path, echo: Echo = print,
         config = TrainConfig.from_dict(run.config).resolve()
         policy = run.config.get("derived", {}).get("dtype_policy", "float32")
         with devices.placed(config.precision, config.distribute, config.devices, echo,
-                            policy=policy) as place:
+                            policy=policy, group=group) as place:
+            # Loading builds the layers first, with their initializers: data-parallel
+            # processes must draw the same values (Keras checks) before the saved ones replace
+            # them. prepare() seeds again for training.
+            keras.utils.set_random_seed(config.seed)
             saved, model = readable_checkpoint(run, echo)
             done = saved.state["epoch"] if saved else 0
             prepared = prepare(config, model=model, epochs_done=done, place=place)
@@ -170,6 +189,11 @@ def prepare(config: TrainConfig, model: keras.Model | None = None,
     derived = derive(config, loaded)
     derived["dtype_policy"] = place.policy if place else "float32"
     derived["replicas"] = place.replicas if place else 1
+    if config.distribute == "data-parallel" and place is not None:
+        derived.update(processes=place.processes, backend=keras.backend.backend())
+        processes.check_divisible(derived["batch_size"], place.replicas,
+                                  config.batch_size == "full")
+        loaded = processes.trimmed(loaded, place.local_devices)
     if config.deterministic:
         enable_determinism()
     keras.utils.set_random_seed(config.seed + epochs_done)
@@ -177,20 +201,23 @@ def prepare(config: TrainConfig, model: keras.Model | None = None,
         model = build_model(config, loaded.spec)
     plan = (registry.get_recipe(config.recipe).phases or phases.single)(config.hparams,
                                                                         config.epochs)
-    return Prepared(config, loaded, derived, model, phases.capped(plan, phases.epoch_cap()))
+    return Prepared(config, loaded, derived, model, phases.capped(plan, phases.epoch_cap()),
+                    place)
 
 
-def open_run(prepared: Prepared, echo: Echo = print) -> runs.Run:
-    """Create the run directory and write its config.json: the resolved config, the run's name,
-    creation time, versions and the derived settings."""
+def open_run(prepared: Prepared, echo: Echo = print, runs_dir=None) -> runs.Run:
+    """Create the run directory (in ``runs_dir``, default the config's) and write its
+    config.json: the resolved config, the run's name, creation time, versions and the derived
+    settings."""
     config = prepared.config
-    run = runs.create_run(config.runs_dir, config.run_name())
+    run = runs.create_run(runs_dir or config.runs_dir, config.run_name())
     try:
         write_config(prepared, run)
     except LabkitError:
         shutil.rmtree(run.path, ignore_errors=True)  # nothing of this run exists yet
         raise
-    echo(f"Run directory: {run.path}")
+    if runs_dir is None:
+        echo(f"Run directory: {run.path}")
     return run
 
 
@@ -258,6 +285,18 @@ def fit_and_finish(prepared: Prepared, run: runs.Run, saved: checkpoint.Checkpoi
         raise StoppedByFault(f"{fault} Training stopped; {run.path} keeps {done} finished "
                              f"epochs and every file in it is whole. Once that is fixed, "
                              f"continue with: labkit train --resume {run.path}", run) from None
+    except Exception as err:
+        place = prepared.place
+        if place is None or place.processes == 1 or isinstance(err, LabkitError):
+            raise
+        # Another process of the group died: the collective in flight fails here.
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else repr(err)
+        done = recorder.stop_at_checkpoint(f"the process group broke: {reason}")
+        raise StoppedByFault(f"Process {place.process_id}: another process of the group "
+                             f"stopped ({reason}). {run.path if place.main else 'The run'} "
+                             f"keeps {done} finished epochs; continue every process with "
+                             f"--resume (labkit launch --processes {place.processes} -- train "
+                             f"--resume RUN).", run) from None
     return run
 
 
@@ -275,7 +314,8 @@ def fit_phases(prepared: Prepared, recorder: RunRecorder,
             keras.utils.set_random_seed(phase.seed + (state["phase_epochs"] if resuming else 0))
         target = phase.prepare(model)
         features = None
-        if phase.split is not None and not prepared.loaded.streaming and not config.augment:
+        if phase.split is not None and not prepared.loaded.streaming and not config.augment \
+                and config.distribute != "data-parallel":  # there every pass is sharded
             base, target = phase.split(model)  # a frozen base: compute its features once
 
             def features(x, base=base):
@@ -383,12 +423,16 @@ def fit_kwargs(prepared: Prepared, features=None) -> dict:
     maps both first when a phase trains only a head."""
     config, loaded, derived = prepared.config, prepared.loaded, prepared.derived
     prep, cache = loaded.spec.preprocessing, not loaded.cached
+    place = prepared.place
+    shard = (place.process_id, place.processes, place.replicas) if place is not None else None
     kwargs = {
         "x": pipeline.training_batches(loaded.train, derived["batch_size"], prep=prep,
                                        seed=config.seed, augment=config.augment,
                                        features=features, cache=cache,
                                        class_weight=derived["class_weight"],
-                                       shuffle=config.shuffle),
+                                       shuffle=config.shuffle,
+                                       shard=shard if config.distribute == "data-parallel"
+                                       else None),
         "validation_data": pipeline.inputs(loaded.val, derived["eval_batch_size"], prep=prep,
                                            features=features, cache=cache),
         "shuffle": False,  # the pipeline shuffles

@@ -91,6 +91,26 @@ def digits_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def digits_npz(tmp_path_factory):
+    """``digits_npz(count)`` → an .npz of the first ``count`` bundled digits (uint8 images),
+    for runs whose splits must divide evenly."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    made = {}
+
+    def make(count: int):
+        if count not in made:
+            bunch = load_digits()
+            path = tmp_path_factory.mktemp("npz") / f"digits{count}.npz"
+            np.savez(path, x=bunch.images[:count].astype("uint8"), y=bunch.target[:count])
+            made[count] = path
+        return made[count]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def base_run(tmp_path_factory):
     """``base_run(input_shape)`` → a run directory holding an mlp for that input shape."""
     from labkit import registry, runs

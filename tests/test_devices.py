@@ -94,14 +94,9 @@ def train_in_a_process(option_sets, dataset, runs_dir):
 
 
 @pytest.fixture(scope="module")
-def even_digits(tmp_path_factory):
+def even_digits(digits_npz):
     """1 280 digits: 1 024 to train on, 768 after validation, so batches split evenly."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    path = tmp_path_factory.mktemp("npz") / "digits.npz"
-    np.savez(path, x=bunch.images[:1280].astype("uint8"), y=bunch.target[:1280])
-    return path
+    return digits_npz(1280)
 
 
 @pytest.mark.slow  # three trainings in a fresh process: ~13 s
@@ -129,13 +124,15 @@ def test_mirrored_minibatches_train_as_one_device_does(even_digits, tmp_path):
 
 
 @pytest.mark.parametrize(("args", "line"), [
-    (["--devices", "2"], "Error: --devices applies to --distribute mirrored (logical CPU "
-                         "devices)."),
+    (["--devices", "2"], "Error: --devices applies to --distribute mirrored or data-parallel "
+                         "(logical CPU devices)."),
     (["--distribute", "mirrored", "--devices", "0"], "Error: --devices must be an integer >= 1. "
                                                      "Received: 0"),
     (["--distribute", "multi-worker"], "Error: --distribute multi-worker is not available: "
      "Keras 3's Model.fit fails under tf.distribute.MultiWorkerMirroredStrategy "
-     "(keras-team/keras#20585). Use --distribute mirrored on one machine with several GPUs."),
+     "(keras-team/keras#20585). Across processes and machines use --distribute data-parallel "
+     "with KERAS_BACKEND=jax (keras.distribution; labkit launch starts the processes); on one "
+     "machine with several GPUs, --distribute mirrored."),
 ])
 def test_bad_placement_options(cli, tmp_path, args, line):
     result = cli("train", "mlp", "--runs-dir", tmp_path / "runs", *args)

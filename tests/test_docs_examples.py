@@ -57,6 +57,8 @@ EXPECT = {
     "labkit train --config experiment.yaml --epochs 30 --print-config": [
         ("out", r'"epochs": 30')],
     "labkit train --resume runs/small-cnn": [("fails", r"nothing to resume")],
+    "labkit launch --processes 2 -- train --resume runs/dp2": [("fails", r"nothing to resume")],
+    "labkit launch --processes 2 -- train cnn": [("file", "runs/dp2/model.keras")],
     "labkit evaluate runs/small-cnn": [("file", "runs/small-cnn/confusion_matrix.png")],
     "labkit predict runs/cats-convnet holiday/": [("file", "predictions.csv")],
     "labkit predict runs/houses new_houses.csv": [("out", r"value|price")],

@@ -184,8 +184,8 @@ ROOT = Path(__file__).parents[1]
 def dry_make(target: str) -> str:
     """What ``make -n target`` would run (outside any make that runs the tests)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    return subprocess.run(["make", "--no-print-directory", "-n", *target.split()], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(["make", "--no-print-directory", "-n", *target.split()], cwd=ROOT,
+                          env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_make_has_a_target_for_every_registered_lab():

@@ -30,7 +30,7 @@ def training_batches(split, batch_size: int, *, prep: Preprocessing | None = Non
                      seed: int | None = None, augment: dict[str, Any] | None = None,
                      features: Callable[[np.ndarray], np.ndarray] | None = None,
                      cache: bool = True, class_weight: dict[int, float] | None = None,
-                     shuffle: bool = True):
+                     shuffle: bool = True, shard: tuple[int, int, int] | None = None):
     """The training pipeline: scaled, reshuffled every epoch (unless ``shuffle`` is False: the
     data's order every epoch), batched, augmented, prefetched.
 
@@ -48,6 +48,8 @@ def training_batches(split, batch_size: int, *, prep: Preprocessing | None = Non
             the source already caches it on disk).
         class_weight: weights per class, for :class:`ArrayBatches` (it yields them as sample
             weights); a ``tf.data`` pipeline leaves them to ``fit(class_weight=...)``.
+        shard: ``(process_id, processes, devices)`` for data-parallel training: this process's
+            share of every global batch (:class:`ArrayBatches`, in-memory splits).
     """
     import keras
 
@@ -63,7 +65,7 @@ def training_batches(split, batch_size: int, *, prep: Preprocessing | None = Non
         x = model_input(split[0], prep)
         return ArrayBatches(features(x) if features is not None else x, split[1], batch_size,
                             seed=seed, augment=augment, class_weight=class_weight,
-                            shuffle=shuffle)
+                            shuffle=shuffle, shard=shard or (0, 1, 1))
     import tensorflow as tf
 
     if isinstance(split, tuple):
