@@ -100,7 +100,8 @@ def sweep(recipe: str | None = None, *, grid: dict | None = None, ranges: dict |
           choices: dict | None = None, random: int | None = None,
           max_trials: int | None = None, max_time: float | None = None,
           resume: str | os.PathLike | None = None, config: str | os.PathLike | None = None,
-          echo=print, stop: threading.Event | None = None, **options: Any):
+          echo=print, stop: threading.Event | None = None, cluster: str | None = None,
+          **options: Any):
     """Run a hyperparameter sweep as ``labkit sweep`` does; returns its results (a pandas
     DataFrame, best trial first; the sweep folder is ``frame.attrs["sweep"]``).
 
@@ -113,9 +114,11 @@ def sweep(recipe: str | None = None, *, grid: dict | None = None, ranges: dict |
         labkit.sweep(resume="runs/lr-dropout")
 
     ``options`` are ``labkit.train``'s (``name`` names the sweep folder); ``max_time`` is in
-    seconds; ``stop`` as for :func:`train` (the running trial stops, the sweep resumes later).
+    seconds; ``stop`` as for :func:`train` (the running trial stops, the sweep resumes later);
+    ``cluster``: a Dask scheduler's address or ``local:N`` (see :mod:`labkit.cluster`).
     See :mod:`labkit.sweeps`.
     """
+    from labkit import cluster as trials
     from labkit import sweeps
     from labkit._startup import import_tensorflow
     from labkit.interrupts import stop_on_signals
@@ -123,7 +126,7 @@ def sweep(recipe: str | None = None, *, grid: dict | None = None, ranges: dict |
     if resume is not None:
         import_tensorflow()
         with stop_on_signals(stop) as stop:
-            done = sweeps.resume(resume, echo, max_time, stop)
+            done = trials.resume(resume, echo, max_time, stop, cluster)
     else:
         space, max_trials = sweeps.space_and_limit(config, grid, ranges, choices, random,
                                                    max_trials)
@@ -132,7 +135,7 @@ def sweep(recipe: str | None = None, *, grid: dict | None = None, ranges: dict |
                                 name=name, max_trials=max_trials)
         import_tensorflow()
         with stop_on_signals(stop) as stop:
-            done = sweeps.run_trials(created, echo, max_time, stop)
+            done = trials.run(created, echo, max_time, stop, cluster)
     frame = sweeps.results(done)
     frame.attrs["sweep"] = done.path
     return frame

@@ -654,9 +654,13 @@ def compare(run_paths, metric, all_options, out):
 @click.option("--resume", "resume_sweep", metavar="SWEEP",
               help="Continue the sweep folder SWEEP: ended trials are kept, a stopped one "
                    "resumes from its last epoch.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Run the trials as tasks of a Dask cluster: its scheduler's address "
+                   "(tcp://HOST:8786; the runs folder must be shared) or local:N (N worker "
+                   "processes here).  [default: one trial after another, here]")
 @train_options
 def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, max_time,
-          resume_sweep, data_options, assignments, **flags):
+          resume_sweep, cluster, data_options, assignments, **flags):
     """Train RECIPE once per point of a hyperparameter space; every trial is a run directory in
     RUNS_DIR/SWEEP-NAME, with sweep.json, results.csv (best first) and sweep.png.
 
@@ -670,12 +674,16 @@ def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, 
           --range 'dropout=uniform(0,0.6)' --choice 'optimizer=[sgd,adam]'
       labkit sweep --config sweep.yaml
       labkit sweep --resume runs/lr-dropout
+      labkit sweep mlp --grid 'learning_rate=[0.1,0.01]' --cluster local:2
     """
+    from labkit import cluster as trials
     from labkit import sweeps
     from labkit.config import parse_batch_size, resolve_train_config
     from labkit.options import parse_assignments, parse_duration
 
     seconds = parse_duration(max_time, "--max-time") if max_time else None
+    if cluster is not None:
+        trials.check(cluster)
     if resume_sweep:
         _refuse_with_resume("a sweep with its saved space and options", flags, RECIPE=recipe,
                             **{"--config": config_file, "--set": assignments,
@@ -684,7 +692,8 @@ def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, 
                                    grid or ranges or choice or random_trials is not None,
                                "--max-trials": max_trials})
         quiet_tensorflow()
-        return _report_sweep(lambda stop: sweeps.resume(resume_sweep, click.echo, seconds, stop))
+        return _report_sweep(lambda stop: trials.resume(resume_sweep, click.echo, seconds, stop,
+                                                        cluster))
     flags["batch_size"] = parse_batch_size(flags["batch_size"])
     space, max_trials = sweeps.space_and_limit(
         config_file, parse_assignments(grid, "--grid"),
@@ -697,7 +706,7 @@ def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, 
     created = sweeps.create(config, space, name=name, max_trials=max_trials)
     click.echo(f"Sweep {created.path}: {len(created.trials)} trials")
     quiet_tensorflow()
-    _report_sweep(lambda stop: sweeps.run_trials(created, click.echo, seconds, stop))
+    _report_sweep(lambda stop: trials.run(created, click.echo, seconds, stop, cluster))
 
 
 def _report_sweep(go) -> None:

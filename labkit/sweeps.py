@@ -249,13 +249,11 @@ def run_trials(sweep: Sweep, echo=print, max_time: float | None = None,
                  f"labkit sweep --resume {sweep.path}")
             break
         folder = sweep.path / trial["name"]
-        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in trial["values"].items())
-        echo(f"[{index}/{total}] {trial['name']}: {shown}")
+        echo(f"[{index}/{total}] {trial['name']}: {shown(trial['values'])}")
         trial["status"] = "running"
         sweep.save()
         try:
-            run = _train_or_resume(sweep, trial, folder, echo, stop)
+            run = train_or_resume(sweep, trial, folder, echo, stop)
         except training.Interrupted:
             trial["status"] = "interrupted"
             sweep.save()
@@ -279,8 +277,16 @@ def run_trials(sweep: Sweep, echo=print, max_time: float | None = None,
     return sweep
 
 
-def _train_or_resume(sweep: Sweep, trial: dict, folder: Path, echo,
-                     stop: threading.Event | None):
+def shown(values: dict) -> str:
+    """A trial's values in one line: ``learning_rate=0.01, dropout=0.5``."""
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in values.items())
+
+
+def train_or_resume(sweep: Sweep, trial: dict, folder: Path, echo,
+                    stop: threading.Event | None):
+    """Train ``trial`` into ``folder``, or resume it there when a checkpoint says it started
+    (a killed sweep, a worker that died); a run that already ended is returned as it is."""
     if (folder / layout.CONFIG).is_file():
         run = runs.open_run(folder)
         if run.metrics.get("status") in ("completed", "diverged"):
@@ -337,11 +343,16 @@ def _numeric(values: list) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
-def resume(path, echo=print, max_time: float | None = None,
-           stop: threading.Event | None = None) -> Sweep:
-    """Continue the sweep at ``path``: ended trials are kept, the rest run (``stop`` as for
-    :func:`run_trials`)."""
+def reopen(path, echo=print) -> Sweep:
+    """The sweep at ``path``, to continue; says how many of its trials have ended."""
     sweep = Sweep.open(path)
     done = sum(t["status"] in ENDED for t in sweep.trials)
     echo(f"Resuming {sweep.path}: {done} of {len(sweep.trials)} trials ended")
-    return run_trials(sweep, echo, max_time, stop)
+    return sweep
+
+
+def resume(path, echo=print, max_time: float | None = None,
+           stop: threading.Event | None = None) -> Sweep:
+    """Continue the sweep at ``path`` here: ended trials are kept, the rest run (``stop`` as
+    for :func:`run_trials`)."""
+    return run_trials(reopen(path, echo), echo, max_time, stop)
