@@ -32,8 +32,17 @@ from labkit.errors import LabkitError
 PRECISIONS = ("float32", "mixed")
 # Data-parallel: how long a process waits for the others to join (and to finish), and after how
 # many seconds without a heartbeat a process that died ends the others with an error.
-JOIN_SECONDS = int(os.environ.get("LABKIT_JOIN_SECONDS", "120"))
-HEARTBEAT_SECONDS = int(os.environ.get("LABKIT_HEARTBEAT_SECONDS", "30"))
+JOIN_SECONDS, HEARTBEAT_SECONDS = ("LABKIT_JOIN_SECONDS", 120), ("LABKIT_HEARTBEAT_SECONDS", 30)
+
+
+def seconds(setting: tuple[str, int]) -> int:
+    """A ``(variable, default)`` wait in whole seconds, read when it is needed; a bad value is
+    a LabkitError naming the variable."""
+    name, default = setting
+    text = os.environ.get(name, "").strip() or str(default)
+    if not text.isdigit() or int(text) < 1:
+        raise LabkitError(f"${name} must be a whole number of seconds >= 1. Received: {text!r}")
+    return int(text)
 DISTRIBUTE = ("none", "mirrored", "data-parallel", "multi-worker")
 
 
@@ -211,13 +220,14 @@ def data_parallel(devices: int | None, group=None) -> Iterator[tuple[int, int, i
     if devices is not None:
         _cpu_devices(jax, devices)
     if group is not None and not jax.distributed.is_initialized():
+        join = seconds(JOIN_SECONDS)
         if not group.main:  # JAX aborts the process on an unreachable coordinator: ask first
-            _wait_for(group.coordinator, JOIN_SECONDS, group.process_id)
+            _wait_for(group.coordinator, join, group.process_id)
         try:  # what keras.distribution.initialize does, with bounded waits
             jax.distributed.initialize(group.coordinator, group.num_processes, group.process_id,
-                                       initialization_timeout=JOIN_SECONDS,
-                                       heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
-                                       shutdown_timeout_seconds=JOIN_SECONDS)
+                                       initialization_timeout=join,
+                                       heartbeat_timeout_seconds=seconds(HEARTBEAT_SECONDS),
+                                       shutdown_timeout_seconds=join)
         except Exception as err:  # noqa: BLE001 — JAX raises RuntimeError, XlaRuntimeError…
             raise LabkitError(f"Could not join the process group at {group.coordinator} as "
                               f"process {group.process_id} of {group.num_processes}: "

@@ -90,6 +90,17 @@ def test_each_process_feeds_its_share_of_the_same_global_batches():
     assert len(odd[2][1]) == 2  # 5 left: 4 split over the 2 devices, one left out this epoch
 
 
+def test_a_bad_wait_setting_is_named(monkeypatch):
+    from labkit import devices
+
+    monkeypatch.setenv("LABKIT_JOIN_SECONDS", "soon")
+    with pytest.raises(LabkitError, match=r"\$LABKIT_JOIN_SECONDS must be a whole number of "
+                                          r"seconds >= 1. Received: 'soon'"):
+        devices.seconds(devices.JOIN_SECONDS)
+    monkeypatch.delenv("LABKIT_JOIN_SECONDS")
+    assert devices.seconds(devices.JOIN_SECONDS) == 120
+
+
 def test_process_options_need_data_parallel_and_launch_runs_train(cli):
     result = cli("train", "mlp", "--num-processes", "2")
     assert result.exit_code == 2 and "--coordinator, --num-processes and --process-id apply to " \
@@ -100,16 +111,16 @@ def test_process_options_need_data_parallel_and_launch_runs_train(cli):
         "--processes 2 -- train cnn --distribute data-parallel.")
 
 
-def test_data_parallel_needs_the_jax_backend(cli, tmp_path):
+def test_data_parallel_needs_the_jax_backend(cli, tmp_path, monkeypatch):
     import keras
 
-    if keras.backend.backend() == "jax":
-        pytest.skip("this process runs JAX")
+    # whatever backend this test process loaded, the run sees another than JAX
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
     result = cli("train", "mlp", "--dataset", "xor", "--distribute", "data-parallel",
                  "--runs-dir", tmp_path)
     assert error_line(result) == ("Error: --distribute data-parallel uses keras.distribution, "
                                   "which runs on the JAX backend: set KERAS_BACKEND=jax (it is "
-                                  "tensorflow).")
+                                  "torch).")
     assert not any(tmp_path.iterdir())
 
 
