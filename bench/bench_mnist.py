@@ -1,6 +1,7 @@
 """labkit ``train`` against the plain-Keras MNIST convnet script, at MNIST scale.
 
     .venv/bin/python bench/bench_mnist.py [--epochs 3] [--repeat 3] [--precision mixed]
+        [--also "--distribute data-parallel"]
 
 Writes 60 000 random MNIST-shaped uint8 training images (and 10 000 test images) as an .npz,
 then runs, alternating and each as a cold process: ``bench/reference_convnet.py`` (the keras-io
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -76,6 +78,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--precision", action="append", default=[],
                         help="also run labkit with --precision P (repeatable)")
+    parser.add_argument("--also", action="append", default=[], metavar="ARGS",
+                        help="also run labkit with these train options, e.g. \"--distribute "
+                             "data-parallel\" (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -88,11 +93,13 @@ def main() -> None:
         for precision in args.precision:
             sides[f"labkit {precision}"] = lambda p=precision: labkit(
                 data, args.epochs, runs, ["--precision", p])
+        for also in args.also:
+            sides[f"labkit {also}"] = lambda a=also: labkit(data, args.epochs, runs, shlex.split(a))
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
         for _ in range(args.repeat):
             for name, run in sides.items():
                 results[name].append(run())
-                print(f"{name:<18} {results[name][-1][0]:8.0f} images/s steady, "
+                print(f"{name:<18.40} {results[name][-1][0]:8.0f} images/s steady, "
                       f"{results[name][-1][1]:6.1f} s whole", flush=True)
     from labkit._startup import import_tensorflow
 
@@ -107,7 +114,7 @@ def main() -> None:
     for name, values in results.items():
         speeds, wholes = [s for s, _ in values], [w for _, w in values]
         speed, whole = statistics.median(speeds), statistics.median(wholes)
-        print(f"{name:<18} {speed:8.0f} images/s (spread {np.ptp(speeds) / speed:.0%}), "
+        print(f"{name:<18.40} {speed:8.0f} images/s (spread {np.ptp(speeds) / speed:.0%}), "
               f"{whole:6.1f} s whole (spread {np.ptp(wholes) / whole:.0%}); "
               f"ratio to reference: {speed / ref_speed:.2f}× steady, "
               f"{whole / ref_whole:.2f}× whole time")

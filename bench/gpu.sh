@@ -26,7 +26,9 @@ for backend in $BACKENDS; do
   $PY -c "import keras, $backend; from labkit.devices import has_gpu, policy_for; \
 print('Keras', keras.__version__, 'on $backend', $backend.__version__, '| GPU:', has_gpu(), \
 '| --precision mixed ->', policy_for('mixed')[0])"
-  $PY bench/bench_mnist.py --epochs "$EPOCHS" --repeat "$REPEAT" --precision mixed \
+  ALSO=()  # JAX: also Keras's data-parallel distribution over this machine's GPUs
+  [ "$backend" = jax ] && ALSO=(--also "--distribute data-parallel")
+  $PY bench/bench_mnist.py --epochs "$EPOCHS" --repeat "$REPEAT" --precision mixed "${ALSO[@]}" \
     || echo "== $backend: the MNIST benchmark failed"
   $PY bench/bench_vgg16.py --images 400 --epochs "$EPOCHS" \
     || echo "== $backend: the VGG16 benchmark failed"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from helpers import error_line
 
-from labkit import processes
+from labkit import launch, processes
 from labkit.errors import LabkitError
 
 SLURM = {"SLURM_NTASKS": "4", "SLURM_PROCID": "2", "SLURM_JOB_NODELIST": "gpu[03-05,9],cpu1"}
@@ -88,6 +88,21 @@ def test_each_process_feeds_its_share_of_the_same_global_batches():
     assert len(whole[2][1]) == 6  # the last 6 examples: even, kept whole
     odd = ArrayBatches(x[:21], y[:21], 8, seed=3, shard=(1, 2, 2))
     assert len(odd[2][1]) == 2  # 5 left: 4 split over the 2 devices, one left out this epoch
+
+
+def test_each_process_feeds_its_share_of_a_streamed_global_batch():
+    tf = pytest.importorskip("tensorflow")
+    from labkit.data import pipeline
+
+    stream = tf.data.Dataset.from_tensor_slices((np.arange(21, dtype="float32")[:, None],
+                                                 np.arange(21)))
+    whole = [y.numpy().tolist() for _, y in pipeline.training_batches(
+        stream, 8, seed=3, shard=(0, 1, 2))]
+    parts = [[y.numpy().tolist() for _, y in pipeline.training_batches(
+        stream, 8, seed=3, shard=(rank, 2, 2))] for rank in (0, 1)]
+    assert [len(batch) for batch in whole] == [8, 8, 4]  # 5 left: 4 split over the devices
+    assert [a + b for a, b in zip(*parts, strict=True)] == whole
+    assert sum(whole, []) != sorted(sum(whole, []))  # shuffled, the same way everywhere
 
 
 def test_a_bad_wait_setting_is_named(monkeypatch):
@@ -183,6 +198,47 @@ def test_two_processes_train_as_one_full_batch(even_npz, tmp_path):
     assert config["derived"]["backend"] == "jax"
     assert "Process 1 of 2: completed (3 epochs)" in (tmp_path / "logs" /
                                                       "process-1.log").read_text()
+
+
+STREAMED = """
+import sys
+import tensorflow_datasets as tfds
+from labkit import cli
+with tfds.testing.mock_data(num_examples=64):
+    cli.main(sys.argv[1:], prog_name="labkit")
+"""
+
+
+@pytest.mark.slow  # a plain process and a pair, each reading a mock TFDS set: ~30 s
+def test_two_processes_share_a_streamed_dataset(tmp_path):
+    """A TFDS set streams through tf.data on the JAX backend; 2 processes (the two-terminal
+    form: Keras's variables) end with the plain run's weights."""
+    pytest.importorskip("tensorflow_datasets")
+    common = [sys.executable, "-c", STREAMED, *TRAIN, "--dataset", "mnist", "--epochs", "2",
+              "--batch-size", "full", "--runs-dir", tmp_path / "runs", "--data-dir",
+              tmp_path / "tfds"]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    plain = subprocess.run([*map(str, common), "--name", "plain"], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    group = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{launch.free_port()}",
+             "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
+    pair = [subprocess.Popen([*map(str, common), "--name", "two", "--distribute",
+                              "data-parallel"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**env, **group,
+                                             "KERAS_DISTRIBUTION_PROCESS_ID": str(rank)})
+            for rank in (0, 1)]
+    for process in pair:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+    reference = _weights(tmp_path / "runs" / "plain" / "model.keras")
+    for got, expected in zip(_weights(tmp_path / "runs" / "two" / "model.keras"), reference,
+                             strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    config = json.loads((tmp_path / "runs" / "two" / "config.json").read_text())
+    assert config["derived"]["processes"] == 2
+
 
 
 def _rank_pid(rank: int, since: float) -> int | None:

@@ -49,17 +49,11 @@ def training_batches(split, batch_size: int, *, prep: Preprocessing | None = Non
         class_weight: weights per class, for :class:`ArrayBatches` (it yields them as sample
             weights); a ``tf.data`` pipeline leaves them to ``fit(class_weight=...)``.
         shard: ``(process_id, processes, devices)`` for data-parallel training: this process's
-            share of every global batch (:class:`ArrayBatches`, in-memory splits).
+            share of every global batch (see :func:`share_of_batches`).
     """
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        if not isinstance(split, tuple):
-            from labkit.errors import LabkitError
-
-            raise LabkitError(f"Streamed datasets (TFDS sets, image folders too large for "
-                              f"memory) need Keras's TensorFlow backend; KERAS_BACKEND is "
-                              f"{keras.backend.backend()}.")
+    if keras.backend.backend() != "tensorflow" and isinstance(split, tuple):
         from labkit.data.batches import ArrayBatches
 
         x = model_input(split[0], prep)
@@ -83,11 +77,29 @@ def training_batches(split, batch_size: int, *, prep: Preprocessing | None = Non
         if shuffle:
             ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
+    if shard is not None and shard[2] > 1:
+        ds = share_of_batches(ds, *shard)
     if augment:
         from labkit import augment as augmentation
 
         ds = augmentation.apply(ds, augment, seed)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def share_of_batches(ds, process_id: int, processes: int, devices: int):
+    """Data-parallel: this process's contiguous share of each global batch of a ``tf.data``
+    pipeline, as :class:`~labkit.data.batches.ArrayBatches` cuts in-memory ones. Every process
+    reads the same stream in the same seeded order, so together they feed what one process
+    would; a batch is first cut to a multiple of ``devices``, and one with fewer examples than
+    devices is left out (on every process alike)."""
+    import tensorflow as tf
+
+    def share(x, y, *rest):
+        n = tf.shape(y)[0]
+        size = (n - n % devices) // processes
+        return tuple(part[process_id * size:(process_id + 1) * size] for part in (x, y, *rest))
+
+    return ds.filter(lambda x, y, *rest: tf.shape(y)[0] >= devices).map(share)
 
 
 def inputs(split, batch_size: int, *, prep: Preprocessing | None = None,
