@@ -108,6 +108,11 @@ def dataset_options(func):
     return wrapper
 
 
+def warning(message: str) -> None:
+    """One ``warning:`` line on stderr (inputs outside a run's range, say)."""
+    click.echo(f"warning: {message}", err=True)
+
+
 @main.command()
 @click.argument("pattern", default="*")
 def recipes(pattern):
@@ -461,10 +466,11 @@ def predict(run, inputs, model, top, threshold, skip_bad, output):
     if total > 300 and sys.stdout.isatty():
         with click.progressbar(length=total, label="predicting", file=sys.stderr) as bar:
             frame = run_predict(found, list(inputs), model=model, top=top, threshold=threshold,
-                                skip_bad=skip_bad, progress=bar.update, notes=notes)
+                                skip_bad=skip_bad, progress=bar.update, notes=notes,
+                                warn=warning)
     else:
         frame = run_predict(found, list(inputs), model=model, top=top, threshold=threshold,
-                            skip_bad=skip_bad, notes=notes)
+                            skip_bad=skip_bad, notes=notes, warn=warning)
     click.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for note in notes:
         click.echo(f"note: {note}", err=True)
@@ -509,7 +515,7 @@ def explain(run, images, method, layer, class_name, out, steps, filter_count):
 
     for path in explain_run(found, list(images), method=method, layer=layer,
                             class_name=class_name, out=out, steps=steps, filters=filter_count,
-                            echo=click.echo):
+                            echo=click.echo, warn=warning):
         click.echo(f"→ {path}")
 
 

@@ -174,12 +174,15 @@ EARLY_STOPPING = {"patience": 5, "min_delta": 0.0, "restore_best": True}
 
 
 def resolve_task(value: str | None, spec: data.DatasetSpec) -> str:
-    """``--task`` checked against the data: the dataset's own task, or binary and
-    classification in place of each other on two classes."""
+    """``--task`` checked against the data: the dataset's own task, binary and
+    classification in place of each other on two classes, or regression on classes that are
+    numbers (an integer target: the counts 0..8 of a CSV, say)."""
     if value is None:
         return spec.task
     tasks.get(value)
     swappable = {"classification", "binary"}
+    if value == "regression" and data.numbered_classes(spec):
+        return value
     if value != spec.task and not (spec.num_classes == 2 and {value, spec.task} <= swappable):
         unit = {"regression": "target(s)", "multilabel": "labels"}.get(spec.task, "classes")
         raise LabkitError(f"--task {value} does not fit dataset {spec.name!r}, a {spec.task} "

@@ -298,10 +298,11 @@ def output_stem(name: str) -> str:
 
 def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | None = None,
                 class_name: str | None = None, out=None, steps: int = 40,
-                filters: int = 16, echo=lambda line: None) -> list:
+                filters: int = 16, echo=lambda line: None, warn=None) -> list:
     """What ``labkit explain`` does: decode ``sources`` as the run's training did, explain them
     with ``method``, draw the PNGs into ``out`` (default ``RUN/explain``); returns their paths.
-    ``echo`` is told which layer Grad-CAM explains.
+    ``echo`` is told which layer Grad-CAM explains; ``warn`` (default: a Python warning) when
+    the images fall clearly outside the range the run was trained on.
     """
     from pathlib import Path
 
@@ -327,6 +328,11 @@ def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | Non
                            f"({steps} steps)", path)
         return [path]
     names, raw = read_images(run, spec, list(sources))
+    from labkit import ranges
+
+    warning = ranges.outside(run.input_range, raw, run.config["dataset"])
+    if warning:
+        (warn or ranges.warn)(warning)
     x = spec.preprocessing.numpy(raw)
     stems = [output_stem(n) for n in names]
     labels = list(spec.class_names) or [str(i) for i in range(spec.num_classes)]

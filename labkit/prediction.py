@@ -19,7 +19,7 @@ import glob
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from labkit import runs
+from labkit import ranges, runs
 from labkit._lazy import lazy_import
 from labkit.data import images
 from labkit.data.base import CSV, NPZ, path_kind
@@ -33,10 +33,11 @@ BATCH = 256  # inputs decoded and predicted at a time
 
 def predict(run, inputs, *, model: str = "final", top: int = 1, threshold: float = 0.5,
             skip_bad: bool = False, progress: Callable[[int], None] | None = None,
-            notes: list[str] | None = None):
+            notes: list[str] | None = None, warn: Callable[[str], None] = ranges.warn):
     """The run's predictions on ``inputs`` (paths, folders, globs, a CSV or an npz; one or a
     list) as a DataFrame. ``progress(n)`` is called after each batch of ``n`` inputs;
-    ``notes`` collects what was skipped or converted.
+    ``notes`` collects what was skipped or converted; ``warn`` is told once when inputs fall
+    clearly outside the range the run was trained on (:func:`labkit.ranges.outside`).
 
     Raises:
         LabkitError: an input that cannot be read, a CSV without the run's feature columns, a
@@ -54,8 +55,12 @@ def predict(run, inputs, *, model: str = "final", top: int = 1, threshold: float
         raise LabkitError("Name at least one INPUT: image files, a folder, a glob, a .csv or an "
                           ".npz.")
     notes = notes if notes is not None else []
-    frames = []
+    frames, warned = [], False
     for names, x in batches(run, spec, sources, skip_bad=skip_bad, notes=notes):
+        warning = None if warned else ranges.outside(run.input_range, x, run.config["dataset"])
+        if warning:
+            warn(warning)
+            warned = True
         outputs = keras_model.predict(x, batch_size=BATCH, verbose=0)
         frames.append(answers(spec, names, outputs, top=top, threshold=threshold))
         if progress:

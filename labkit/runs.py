@@ -61,7 +61,17 @@ class Run:
                            recorded["num_classes"], task=recorded["task"],
                            class_names=tuple(recorded.get("class_names", ())), scale=prep.scale,
                            mean=prep.mean, variance=prep.variance,
-                           feature_names=tuple(recorded.get("feature_names", ())))
+                           feature_names=tuple(recorded.get("feature_names", ())),
+                           target_mean=tuple((recorded.get("targets") or {}).get("mean", ()))
+                           or None,
+                           target_std=tuple((recorded.get("targets") or {}).get("std", ()))
+                           or None)
+
+    @property
+    def input_range(self) -> dict | None:
+        """The raw range of the training inputs per channel or feature
+        (:func:`labkit.ranges.observed`), or None (an older run, a streamed dataset)."""
+        return (self.config.get("data_spec") or {}).get("input_range")
 
     def load_data(self, data_dir: str | None = None):
         """The run's dataset, split and given the task as training had them (``data_dir``: the

@@ -35,6 +35,7 @@ from labkit import (
     phases,
     plots,
     processes,
+    ranges,
     registry,
     runs,
     tasks,
@@ -231,8 +232,21 @@ def write_config(prepared: Prepared, run: runs.Run) -> None:
                             "num_classes": spec.num_classes, "task": spec.task,
                             "class_names": list(spec.class_names),
                             "feature_names": list(spec.feature_names),
-                            "preprocessing": spec.preprocessing.to_dict()}}
+                            "preprocessing": spec.preprocessing.to_dict(),
+                            "targets": target_record(prepared),
+                            "input_range": None if prepared.loaded.streaming
+                            else ranges.observed(prepared.loaded.train[0])}}
     files.write_json(run.file(layout.CONFIG), record)
+
+
+def target_record(prepared: Prepared) -> dict | None:
+    """config.json's ``data_spec.targets``: the mean and standard deviation a regression model
+    standardises its targets with (in its last layer), or None."""
+    spec = prepared.loaded.spec
+    if not scales_targets(prepared.config, spec):
+        return None
+    return {"mean": list(spec.target_mean), "std": list(spec.target_std),
+            "layer": TARGET_UNITS}
 
 
 def checkpoint_bytes(model) -> int:
@@ -321,7 +335,7 @@ def fit_phases(prepared: Prepared, recorder: RunRecorder,
             def features(x, base=base):
                 return base.predict(x, batch_size=prepared.derived["eval_batch_size"],
                                     verbose=0)
-        compile_model(target, config, prepared.loaded.spec.task, phase.learning_rate,
+        compile_model(target, config, prepared.loaded.spec, phase.learning_rate,
                       prepared.derived["steps_per_epoch"])
         if resuming and saved.optimizer:
             checkpoint.restore_optimizer(target.optimizer, target.trainable_variables,
@@ -345,13 +359,13 @@ def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
     ``completed``."""
     model, loaded = prepared.model, prepared.loaded
     if getattr(model, "optimizer", None) is None or not model.optimizer.built:  # fit in parts
-        compile_model(model, prepared.config, loaded.spec.task)
+        compile_model(model, prepared.config, loaded.spec)
         model.optimizer.build(model.trainable_variables)
     saved = runs.with_preprocessing(model, loaded.spec.preprocessing)
     if saved is not model:  # compiled too, so `evaluate` works on the loaded file
         optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
         tasks.compile_for(saved, optimizer, loaded.spec.task,
-                          recipe_loss(prepared.config, loaded.spec.task))
+                          training_loss(prepared.config, loaded.spec))
         optimizer.build(saved.trainable_variables)
     with files.atomic_path(run.file(layout.MODEL)) as tmp:
         saved.save(tmp)
@@ -397,18 +411,52 @@ def learning_warnings(model, num_classes: int, task: str = "classification") -> 
 
 
 def build_model(config: TrainConfig, spec: data.DatasetSpec):
-    """The recipe's model for ``spec``; a hyperparameter the recipe rejects is a LabkitError."""
-    return registry.build_checked(config.recipe, spec.input_shape, spec.num_classes,
-                                  config.hparams, spec.task)
+    """The recipe's model for ``spec``; a hyperparameter the recipe rejects is a LabkitError.
+    A regression model answers in the targets' units (:func:`in_target_units`)."""
+    model = registry.build_checked(config.recipe, spec.input_shape, spec.num_classes,
+                                   config.hparams, spec.task)
+    if scales_targets(config, spec):
+        model = in_target_units(model, spec.target_mean, spec.target_std)
+    return model
 
 
-def compile_model(model, config: TrainConfig, task: str = "classification",
+def scales_targets(config: TrainConfig, spec: data.DatasetSpec) -> bool:
+    """Whether this run learns standardised targets: regression with known target statistics,
+    unless the recipe has a loss of its own (the Playground's exact mode, on raw targets)."""
+    return spec.task == "regression" and spec.target_std is not None and \
+        recipe_loss(config, spec.task) is None
+
+
+def in_target_units(model, mean, std):
+    """``model`` with a last ``Rescaling`` layer, ``y = output · std + mean`` per target: the
+    recipe's layers learn standardised targets (an output near 0 is the mean) and the model
+    answers in the targets' own units, as predict, the metrics and exports see it."""
+    unit = keras.layers.Rescaling(list(std), list(mean), name=TARGET_UNITS)
+    return keras.Model(model.inputs, unit(model.outputs[0]), name=model.name)
+
+
+TARGET_UNITS = "target_units"  # the layer in_target_units adds
+
+
+def compile_model(model, config: TrainConfig, spec: data.DatasetSpec,
                   learning_rate: float | None = None, steps_per_epoch: int = 1) -> None:
-    """Compile for ``task`` with the config's optimizer, hyperparameters, clipping and schedule
-    (at ``learning_rate`` instead of the config's when given)."""
+    """Compile for ``spec``'s task with the config's optimizer, hyperparameters, clipping and
+    schedule (at ``learning_rate`` instead of the config's when given)."""
     optimizer = optim.make(config.optimizer, learning_rate or config.learning_rate,
                            config.optimizer_params, config.schedule, steps_per_epoch, model)
-    tasks.compile_for(model, optimizer, task, recipe_loss(config, task))
+    tasks.compile_for(model, optimizer, spec.task, training_loss(config, spec))
+
+
+def training_loss(config: TrainConfig, spec: data.DatasetSpec):
+    """The loss this run minimises when it is not its task's: the recipe's own for these
+    hyperparameters (see ``registry.recipe``), the squared error in target standard
+    deviations for a regression model in target units, or None."""
+    own = recipe_loss(config, spec.task)
+    if own is None and scales_targets(config, spec):
+        from labkit.layers import StandardizedSquaredError
+
+        return StandardizedSquaredError(spec.target_std)
+    return own
 
 
 def recipe_loss(config: TrainConfig, task: str):

@@ -217,8 +217,9 @@ def test_gradients_come_from_the_jax_backend_too(tmp_path):
     pytest.importorskip("jax")
     tests = str(Path(__file__).resolve().parent)
     saved = tmp_path / "nested.keras"
-    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, tests, str(saved)], capture_output=True, text=True,
-                          env={**os.environ, "KERAS_BACKEND": "jax"}, check=True)
+    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, tests, str(saved)], text=True,
+                          capture_output=True, env={**os.environ, "KERAS_BACKEND": "jax"},
+                          check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax"
     x = np.arange(16, dtype="float32").reshape(4, 4) / 16 - 0.3

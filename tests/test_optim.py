@@ -8,6 +8,7 @@ from helpers import fit, history
 
 from labkit import layout, optim, training
 from labkit.config import TrainConfig
+from labkit.data.base import DatasetSpec
 
 
 @pytest.mark.parametrize(("name", "params", "expected"), [
@@ -25,7 +26,7 @@ from labkit.config import TrainConfig
 def test_optimizer_options_reach_the_compiled_optimizer(name, params, expected):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
     cfg = TrainConfig(recipe="mlp", optimizer=name, learning_rate=0.05, **params).resolve()
-    training.compile_model(model, cfg)
+    training.compile_model(model, cfg, DatasetSpec("t", (3,), 2))
     got = model.optimizer.get_config()
     assert type(model.optimizer).__name__ == optim.OPTIMIZERS[name].keras_class
     assert got["learning_rate"] == pytest.approx(0.05)

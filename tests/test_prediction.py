@@ -120,6 +120,28 @@ def test_npz_inputs_on_a_digits_run(digits_run, tmp_path):
     assert list(frame["class"]) == [str(i) for i in expected.argmax(axis=1)]
 
 
+def test_inputs_outside_the_trained_range_are_named_once(digits_run, cli, tmp_path):
+    """Digits are 0..16; a PNG of one holds 0..255 and the model saturates on it: a warning
+    says so, on the command line and in Python; raw digits values pass without one."""
+    x = labkit.data.load("digits").test[0][:3, ..., 0]
+    for i, image in enumerate(x):
+        Image.fromarray((image.astype(float) * 255 / 16).astype("uint8")).save(
+            tmp_path / f"d{i}.png")
+    result = cli("predict", digits_run.path, tmp_path / "d0.png", tmp_path / "d1.png",
+                 tmp_path / "d2.png")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: inputs are 0..255, this run was trained on 0..16 (digits): "
+                        "scale them to that range, or train on inputs like them. The answers "
+                        "may be saturated."]
+    np.savez(tmp_path / "raw.npz", x=x)
+    assert "warning:" not in cli("predict", digits_run.path, tmp_path / "raw.npz").output
+    with pytest.warns(UserWarning, match="inputs are 0..255, this run was trained on 0..16"):
+        labkit.predict(digits_run, tmp_path / "d0.png")
+    assert json.loads(digits_run.file(layout.CONFIG).read_text())["data_spec"][
+        "input_range"] == {"min": [0.0], "max": [16.0]}
+
+
 def test_labkit_predict_prints_a_table_and_writes_csv(cli, image_run, tmp_path):
     run, root = image_run
     result = cli("predict", run.path, root / "test" / "cats", "--output", tmp_path / "p.csv")

@@ -12,7 +12,7 @@
 """
 
 from labkit.data import pipeline
-from labkit.data.base import Data, DatasetSpec
+from labkit.data.base import Data, DatasetSpec, numbered_classes
 from labkit.data.catalog import (
     DATASETS,
     OFFLINE,
@@ -24,4 +24,4 @@ from labkit.data.catalog import (
 )
 
 __all__ = ["DATASETS", "OFFLINE", "PLAYGROUND_NAMES", "Data", "DatasetSpec", "catalog_spec",
-           "check_name", "load", "pipeline", "summarize"]
+           "check_name", "load", "numbered_classes", "pipeline", "summarize"]

@@ -36,7 +36,9 @@ class Preprocessing:
     columns). The training pipeline applies it with :meth:`numpy` / :meth:`tensor`; the saved
     ``model.keras`` starts with the same steps as Keras layers (:meth:`layers`), so it takes raw
     inputs. Both compute, in float32, ``x * (1 / scale)`` and then ``x * (1 / std) - mean / std``
-    per feature (``std = max(sqrt(variance), 1e-7)``), as two ``Rescaling`` layers do: a
+    per feature (``std = sqrt(variance)``, or 1 for a feature that is constant in the training
+    split, as scikit-learn's ``StandardScaler`` does: a pixel that is always 0 there must not be
+    multiplied by millions where it is not), as two ``Rescaling`` layers do: a
     ``Normalization`` layer would keep its mean and variance as captured tensors, which the
     ONNX converter turns into extra model inputs."""
 
@@ -70,7 +72,7 @@ class Preprocessing:
 
     def standardization(self) -> tuple[list[float], list[float]]:
         """``(factor, offset)`` per feature: ``x * factor + offset`` is ``(x - mean) / std``."""
-        std = np.maximum(np.sqrt(np.asarray(self.variance, "float64")), 1e-7)
+        std = unit_if_constant(np.sqrt(np.asarray(self.variance, "float64")))
         mean = np.asarray(self.mean, "float64")
         return (1 / std).tolist(), (-mean / std).tolist()
 
@@ -111,6 +113,11 @@ class DatasetSpec:
     mean: tuple[float, ...] | None = None
     variance: tuple[float, ...] | None = None
     feature_names: tuple[str, ...] = ()  # a CSV's feature columns, in the model's order
+    # Regression: the training split's per-target mean and standard deviation. Training puts
+    # them in the model's output (labkit.training.in_target_units), so it learns standardised
+    # targets and answers in the targets' units. None: not regression, or not known (a stream).
+    target_mean: tuple[float, ...] | None = None
+    target_std: tuple[float, ...] | None = None
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -132,6 +139,51 @@ class Data:
     @property
     def streaming(self) -> bool:
         return not isinstance(self.train, tuple)
+
+
+def unit_if_constant(std: np.ndarray) -> np.ndarray:
+    """Standard deviations with 1 in place of those of constant columns (below 1e-7)."""
+    return np.where(std < 1e-7, 1.0, std)
+
+
+def numbered_classes(spec: DatasetSpec) -> bool:
+    """Whether ``spec``'s classes are the numbers 0..k−1 (an integer target, digits), so its
+    labels can be read as a quantity (``--task regression``)."""
+    return spec.task in ("classification", "binary") and \
+        spec.class_names == tuple(map(str, range(len(spec.class_names))))
+
+
+def as_regression(loaded: Data) -> Data:
+    """``loaded``'s integer labels as one regression target (float32, one column per example):
+    ``--task regression`` on a dataset whose classes are numbers."""
+    import dataclasses
+
+    def targets(part):
+        if part is None:
+            return None
+        if isinstance(part, tuple):
+            return part[0], np.asarray(part[1], "float32").reshape(-1, 1)
+        import tensorflow as tf
+
+        return part.map(lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (1,))))
+
+    spec = dataclasses.replace(loaded.spec, task="regression", num_classes=1, class_names=())
+    return dataclasses.replace(loaded, spec=spec, train=targets(loaded.train),
+                               val=targets(loaded.val), test=targets(loaded.test))
+
+
+def with_target_statistics(loaded: Data) -> Data:
+    """A regression dataset with its training targets' mean and standard deviation in the spec
+    (see :attr:`DatasetSpec.target_mean`); anything else as it is."""
+    import dataclasses
+
+    if loaded.spec.task != "regression" or loaded.streaming:
+        return loaded
+    y = np.asarray(loaded.train[1], "float64").reshape(len(loaded.train[1]), -1)
+    std = unit_if_constant(y.std(axis=0))
+    spec = dataclasses.replace(loaded.spec, target_mean=tuple(map(float, y.mean(axis=0))),
+                               target_std=tuple(map(float, std)))
+    return dataclasses.replace(loaded, spec=spec)
 
 
 def split(x, y, fraction: float, seed: int = SPLIT_SEED, stratify: bool = True):

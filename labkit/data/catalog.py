@@ -29,7 +29,17 @@ from labkit.data import (
     table,
     tfds,
 )
-from labkit.data.base import CSV, FOLDER, NPZ, Data, DatasetSpec, path_kind
+from labkit.data.base import (
+    CSV,
+    FOLDER,
+    NPZ,
+    Data,
+    DatasetSpec,
+    as_regression,
+    numbered_classes,
+    path_kind,
+    with_target_statistics,
+)
 from labkit.errors import LabkitError
 from labkit.options import did_you_mean
 
@@ -154,7 +164,8 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
             folder's ``image_size``, ``color_mode``, …
             (:mod:`~labkit.data.images`); a CSV's ``target`` and ``dropna``.
         task: the task it is trained for when that is not the dataset's own (a run's
-            ``--task``: binary for two classes, say; checked by the config); None: its own.
+            ``--task``: binary for two classes, say, or regression on numbered classes;
+            checked by the config); None: its own.
     """
     options = dict(options or {})
     source = _source(name, options)
@@ -166,9 +177,11 @@ def load(name: str, *, validation_split: float = 0.2, data_dir: str | None = Non
                            task=entry.task if entry else None, **options)
     else:
         loaded = entry.load(name, validation_split, **options)
-    if task and task != loaded.spec.task:
+    if task == "regression" and numbered_classes(loaded.spec):
+        loaded = as_regression(loaded)
+    elif task and task != loaded.spec.task:
         loaded.spec = dataclasses.replace(loaded.spec, task=task)
-    return loaded
+    return with_target_statistics(loaded)
 
 
 def summarize(name: str, validation_split: float = 0.2, options: dict | None = None) -> dict:
