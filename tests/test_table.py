@@ -107,7 +107,34 @@ def test_dropna_drops_and_counts_the_rows(tmp_path):
     loaded = labkit.data.load(str(tmp_path / "holes.csv"),
                               options={"target": "y", "dropna": True})
     assert sum(len(part[1]) for part in (loaded.train, loaded.val, loaded.test)) == 54
-    assert loaded.notes == ("6 row(s) with missing values dropped (dropna)",)
+    assert loaded.notes == ("read as comma-separated",
+                            "6 row(s) with missing values dropped (dropna)")
+
+
+# What R writes: write.csv2 in a Swedish locale (semicolons, decimal commas, quoted names, NA,
+# row names in a first column named ""), and write.csv of the same rows.
+CSV2 = '"";"längd";"vikt";"art"\n' + "".join(
+    f'"{i + 1}";{150 + i},{i % 10};{50 + i % 7},25;"{"katt" if i % 2 else "hund"}"\n'
+    for i in range(40)) + '"41";NA;60,5;"katt"\n'
+
+
+def test_r_write_csv2_and_write_csv_read_alike(tmp_path, cli):
+    (tmp_path / "r2.csv").write_text(CSV2, encoding="utf-8")
+    comma = CSV2.replace(",", ".").replace(";", ",")
+    (tmp_path / "r1.csv").write_text(comma, encoding="utf-8")
+    tables = [table.read(str(tmp_path / name), {"target": "art", "dropna": True})
+              for name in ("r2.csv", "r1.csv")]
+    for read in tables:
+        assert read.features == ("längd", "vikt") and read.class_names == ("hund", "katt")
+        assert read.x[1].tolist() == pytest.approx([151.1, 51.25]) and read.dropped == 1
+        assert read.x.dtype == np.float32 and len(read.x) == 40
+    assert tables[0].dialect == ("semicolon-separated with decimal commas (R's write.csv2), "
+                                 "R's row names left out")
+    assert tables[1].dialect == "comma-separated, R's row names left out"
+    result = cli("data", tmp_path / "r2.csv", "--target", "art", "--data-option", "dropna=true")
+    assert result.exit_code == 0, result.output
+    assert "  note: read as semicolon-separated with decimal commas (R's write.csv2), R's row " \
+           "names left out" in result.output.splitlines()
 
 
 def test_regression_run_end_to_end_and_the_saved_model_takes_raw_columns(houses, tmp_path, cli):

@@ -13,6 +13,11 @@ columns. The task follows the target(s):
 
 Options: ``target`` (a column, or a list of columns; required), ``dropna`` (drop rows with a
 missing value instead of stopping). A fixed 20 % of the rows is the test split.
+
+R's files read as written: ``write.csv`` (commas, decimal points) and ``write.csv2`` (semicolons,
+decimal commas: the default in Swedish and other European locales), told apart by the header
+row; quoted names, ``NA`` for a missing value, and R's row names (a first column without a
+name) are understood. The dialect read is a note of ``labkit data``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Table:
     task: str
     class_names: tuple[str, ...]
     dropped: int  # rows with a missing value dropped (dropna)
+    dialect: str = "comma-separated"  # how the file was read, as `labkit data` says it
 
 
 def read(name: str, options: dict) -> Table:
@@ -69,13 +75,17 @@ def _read(path: str, mtime_ns: int, size: int, targets: tuple[str, ...],
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path)
+        separator, decimal, dialect = sniff(path)
+        frame = pd.read_csv(path, sep=separator, decimal=decimal)
     except pd.errors.EmptyDataError:
         raise LabkitError(f"{path} is empty: a CSV dataset needs a header row and data rows."
                           ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LabkitError(f"{path} is not a readable CSV file: {reason}") from None
+    if len(frame.columns) and str(frame.columns[0]).startswith("Unnamed: 0"):
+        frame = frame.iloc[:, 1:]  # R's row names: a first column whose header is ""
+        dialect += ", R's row names left out"
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if not targets:
@@ -112,7 +122,25 @@ def _read(path: str, mtime_ns: int, size: int, targets: tuple[str, ...],
             raise LabkitError(f"{path}: every row has a missing value; nothing is left.")
     x = frame[list(features)].to_numpy(dtype="float32")
     task, y, class_names = _targets(path, frame, targets)
-    return Table(features, targets, x, y, task, class_names, dropped)
+    return Table(features, targets, x, y, task, class_names, dropped, dialect)
+
+
+def sniff(path: str) -> tuple[str, str, str]:
+    """``(separator, decimal mark, description)`` of a CSV, from its header row: semicolons
+    outside quotes mean R's ``write.csv2`` (and Excel's in comma-decimal locales), with decimal
+    commas; otherwise commas and decimal points."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    quoted, semicolons, commas = False, 0, 0
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted:
+            semicolons += char == ";"
+            commas += char == ","
+    if semicolons > commas:
+        return ";", ",", "semicolon-separated with decimal commas (R's write.csv2)"
+    return ",", ".", "comma-separated"
 
 
 def _targets(path: str, frame, targets: tuple[str, ...]):
@@ -167,6 +195,7 @@ def load(name: str, validation_split: float, **options) -> Data:
     train, val, test = train_val_test(table.x, table.y, validation_split, stratify=stratify)
     mean = tuple(float(v) for v in train[0].mean(axis=0))
     variance = tuple(float(v) for v in train[0].var(axis=0))
-    notes = (f"{table.dropped} row(s) with missing values dropped (dropna)",) if table.dropped \
-        else ()
+    notes = (f"read as {table.dialect}",)
+    if table.dropped:
+        notes += (f"{table.dropped} row(s) with missing values dropped (dropna)",)
     return Data(spec_of(name, table, mean, variance), train, val, test, notes=notes)
