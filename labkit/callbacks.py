@@ -183,6 +183,15 @@ class RunRecorder(keras.callbacks.Callback):
                         also=(self.run.file(layout.BEST),) if best else ())
         self.saved_epochs = len(self.rows)
 
+    def interrupted(self) -> int:
+        """After Ctrl-C or a stop: keep exactly the epochs last.keras holds (an interrupt can
+        land between an epoch's history row and its checkpoint), record ``interrupted``, plot
+        the curves; the epochs kept."""
+        kept = checkpoint.saved_epochs(self.run.file(layout.LAST))
+        del self.rows[kept:]
+        self.finish("interrupted")
+        return kept
+
     def stop_at_checkpoint(self, reason: str) -> int:
         """After a fault: forget the epochs after the last checkpoint, record ``interrupted``
         with ``reason`` if that small write can still be made; the epochs kept."""

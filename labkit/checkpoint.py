@@ -72,6 +72,19 @@ def read(path: str | Path) -> Checkpoint:
     return Checkpoint(state, optimizer, best)
 
 
+def saved_epochs(path: str | Path) -> int:
+    """The epochs the checkpoint at ``path`` holds: 0 when there is none (or it is damaged:
+    then ``--resume`` falls back on best.keras and says so)."""
+    from labkit.errors import LabkitError
+
+    if not Path(path).exists():
+        return 0
+    try:
+        return int(read(path).state.get("epoch", 0))
+    except LabkitError:
+        return 0
+
+
 def restore_optimizer(optimizer, variables, values: list[np.ndarray]) -> None:
     """Build ``optimizer`` for ``variables`` and load saved ``values`` into it."""
     optimizer.build(variables)

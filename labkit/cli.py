@@ -47,11 +47,18 @@ def quiet_tensorflow() -> None:
 
 class Group(click.Group):
     """Turns a :class:`LabkitError` or an ``OSError`` (a full disk, a read-only folder, …) from
-    any command into one ``Error: …`` line and exit 1."""
+    any command into one ``Error: …`` line and exit 1, and Ctrl-C or SIGTERM at any moment
+    (while TensorFlow loads, too) into one line and exit 130 or 143."""
 
     def invoke(self, ctx):
+        from labkit.interrupts import exit_code, terminate_as_interrupt
+
         try:
-            return super().invoke(ctx)
+            with terminate_as_interrupt():
+                return super().invoke(ctx)
+        except KeyboardInterrupt as err:
+            click.echo("\nStopped.", err=True)
+            sys.exit(exit_code(err))
         except LabkitError as err:
             raise click.ClickException(str(err)) from None
         except OSError as err:  # a file fault no library function put in words
@@ -392,11 +399,9 @@ def _train_and_report(echo, config=None, resume_run=None, group=None) -> None:
         if group is not None and not group.main:
             click.echo(f"\nProcess {group.process_id} stopped; process 0 saved the run.",
                        err=True)
-            sys.exit(130)
-        done = stopped.run.metrics.get("epochs_completed", 0)
-        click.echo(f"\nInterrupted after {done} finished epochs, saved in {stopped.run.path}.\n"
-                   f"Resume with: labkit train --resume {stopped.run.path}", err=True)
-        sys.exit(130)
+            sys.exit(stopped.exit_code)
+        click.echo(f"\n{training.interrupted_message(stopped.run)}", err=True)
+        sys.exit(stopped.exit_code)
     metrics = run.metrics
     if group is not None and not group.main:
         click.echo(f"Process {group.process_id} of {group.num_processes}: "
@@ -727,7 +732,7 @@ def _report_sweep(go) -> None:
         folder = stopped.run.path.parent
         click.echo(f"\nInterrupted in {stopped.run.path.name}; finished trials are kept.\n"
                    f"Resume with: labkit sweep --resume {folder}", err=True)
-        sys.exit(130)
+        sys.exit(stopped.exit_code)
     frame = sweeps.results(done)
     ended = all(t["status"] in sweeps.ENDED for t in done.trials)
     columns = [c for c in frame.columns if c not in ("seconds_per_epoch",)]

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 
-from labkit import runs, sweeps
+from labkit import interrupts, runs, sweeps
 from labkit.errors import LabkitError
 from labkit.sweeps import ENDED, Sweep, shown, train_or_resume, write_results
 
@@ -78,14 +78,15 @@ def run_trials(sweep: Sweep, address: str, echo=print, max_time: float | None = 
                 if not running:
                     break
                 _record(_next_done(running, stop), running, sweep, echo)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             for future, trial in running.items():
                 future.cancel()
                 trial["status"] = "interrupted"
             with contextlib.suppress(LabkitError):
                 sweep.save()
             first = next(iter(running.values()), sweep.trials[0])
-            raise training.Interrupted(runs.Run(sweep.path / first["name"])) from None
+            raise training.Interrupted(runs.Run(sweep.path / first["name"]),
+                                       interrupts.exit_code(err)) from None
     if all(t["status"] in ENDED for t in sweep.trials):
         write_results(sweep)
     return sweep

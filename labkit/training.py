@@ -30,6 +30,7 @@ from labkit import (
     data,
     devices,
     files,
+    interrupts,
     layout,
     optim,
     phases,
@@ -62,9 +63,22 @@ class Interrupted(Exception):
     """Training stopped by Ctrl-C, SIGTERM or a stop event; the finished epochs are saved in
     ``run``."""
 
-    def __init__(self, run: runs.Run) -> None:
+    def __init__(self, run: runs.Run, exit_code: int = 130) -> None:
         super().__init__("interrupted")
         self.run = run
+        self.exit_code = exit_code  # 130 after Ctrl-C, 143 after SIGTERM (as a shell counts)
+
+
+def interrupted_message(run: runs.Run) -> str:
+    """What an interrupted run keeps, read from its checkpoint (what ``--resume`` starts
+    from), and the command that continues it."""
+    kept = checkpoint.saved_epochs(run.file(layout.LAST))
+    resume = f"Resume with: labkit train --resume {run.path}"
+    if kept == 0:
+        return (f"Interrupted before the first epoch ended; {run.path} holds no trained epoch "
+                f"yet.\n{resume}")
+    epochs = "epoch 1" if kept == 1 else f"epochs 1–{kept}"
+    return f"Interrupted; {run.path} keeps {epochs} (in last.keras).\n{resume}"
 
 
 @dataclass
@@ -287,9 +301,9 @@ def fit_and_finish(prepared: Prepared, run: runs.Run, saved: checkpoint.Checkpoi
     try:
         try:
             fit_phases(prepared, recorder, saved)
-        except KeyboardInterrupt:
-            recorder.finish("interrupted")
-            raise Interrupted(run) from None
+        except KeyboardInterrupt as err:
+            recorder.interrupted()
+            raise Interrupted(run, interrupts.exit_code(err)) from None
         if recorder.diverged:
             recorder.finish("diverged", {"hint": divergence_message(config, recorder.diverged)})
             return run

@@ -154,6 +154,23 @@ def test_tensorflow_start_up_messages_are_hidden():
     assert quiet.stdout == "ok\n" and quiet.stderr == ""
 
 
+@pytest.mark.slow  # a cold start under JAX, and the quick dropout lab: ~15 s
+def test_a_lab_under_jax_prints_no_tensorflow_lines(tmp_path):
+    """keras.utils.set_random_seed imports TensorFlow on every backend; it must be quiet there
+    too."""
+    pytest.importorskip("jax")
+    base = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
+                                                             "LABKIT_VERBOSE")}
+    done = subprocess.run([sys.executable, "-m", "labkit", "lab", "run", "dropout", "--quick",
+                           "--out", str(tmp_path)], capture_output=True, text=True,
+                          env={**base, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("dropout: ")
+    for noise in ("oneDNN", "absl", "cudart", "cuInit"):
+        assert noise not in done.stdout + done.stderr
+
+
 @pytest.mark.slow
 def test_tensorflow_start_up_messages_are_replayed_when_verbose():
     loud = start_tensorflow(LABKIT_VERBOSE="1")

@@ -212,6 +212,8 @@ def _default_sigint():
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, sig):
+    """Mid-run: exit 130 (SIGINT) or 143 (SIGTERM), and the message names exactly the epochs
+    last.keras holds, which is what history and metrics keep and --resume continues from."""
     args = [*LABKIT, "train", "mlp", "--set", "units=[16]", "--epochs", "50", "--batch-size",
             "4", "--runs-dir", tmp_path, "--name", "stopped"]
     process = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
@@ -220,11 +222,57 @@ def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, sig):
     _wait_for_rows(run.file(layout.HISTORY), 2, process)
     process.send_signal(sig)
     output = process.communicate(timeout=60)[0]
-    assert process.returncode == 130, output
-    assert f"Resume with: labkit train --resume {run.path}" in output
+    assert process.returncode == 128 + sig, output
+    kept = checkpoint.read(run.file(layout.LAST)).state["epoch"]
+    epochs = "epoch 1" if kept == 1 else f"epochs 1–{kept}"  # the row of epoch 2 may be written
+    assert output.strip().splitlines()[-2:] == [  # and its checkpoint not yet
+        f"Interrupted; {run.path} keeps {epochs} (in last.keras).",
+        f"Resume with: labkit train --resume {run.path}"]
     assert "Traceback" not in output and "absl" not in output  # TensorFlow's start-up is quiet
     assert run.metrics["status"] == "interrupted"
-    assert len(history(run)) == run.metrics["epochs_completed"] >= 2
+    assert len(history(run)) == run.metrics["epochs_completed"] == kept >= 1
+
+
+@pytest.mark.slow  # two cold starts, stopped while Python and TensorFlow load: ~10 s
+@pytest.mark.parametrize("after", [1.0, 3.0])
+def test_ctrl_c_while_starting_is_one_quiet_line(tmp_path, after):
+    process = subprocess.Popen([*LABKIT, "train", "mlp", "--epochs", "50", "--runs-dir",
+                                str(tmp_path)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 130, output
+    lines = output.strip().splitlines()
+    if any(line.startswith("Run directory:") for line in lines):  # a fast machine got there
+        assert lines[-1].startswith("Resume with: labkit train --resume ")
+    else:
+        assert lines == ["Stopped."]  # no "Aborted!", no TensorFlow log lines
+
+
+def test_an_interrupt_between_a_row_and_its_checkpoint_keeps_the_checkpoints_epochs(tmp_path):
+    """The history row of an epoch is written just before its checkpoint: an interrupt in
+    between must not count that epoch as kept."""
+    from labkit.callbacks import RunRecorder
+
+    run = runs.create_run(tmp_path, "r")
+    run.file(layout.CONFIG).write_text(json.dumps({"format": layout.FORMAT, "recipe": "mlp"}))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    recorder = RunRecorder(run, model, "loss")
+    recorder.set_model(model)
+    for epoch in range(2):
+        recorder.on_epoch_begin(epoch)
+        recorder.on_epoch_end(epoch, {"loss": 1.0})
+    recorder.rows.append({"epoch": 3, "loss": 0.9})  # epoch 3's row, its checkpoint not yet
+    assert recorder.interrupted() == 2
+    assert run.metrics["epochs_completed"] == 2 and len(history(run)) == 2
+    assert training.interrupted_message(run) == (
+        f"Interrupted; {run.path} keeps epochs 1–2 (in last.keras).\n"
+        f"Resume with: labkit train --resume {run.path}")
+    (run.path / layout.LAST).unlink()
+    assert training.interrupted_message(run).startswith("Interrupted before the first epoch "
+                                                        "ended;")
 
 
 def test_huge_learning_rate_stops_as_diverged_with_hints(cli, tmp_path):
