@@ -221,6 +221,32 @@ class RunRecorder(keras.callbacks.Callback):
                          f"{self.run.name} ({recipe})" if recipe else self.run.name)
 
 
+class Heartbeat(keras.callbacks.Callback):
+    """A line every ``interval`` seconds inside a long epoch (``epoch 3/30: step 120/500,
+    10 s``), for logs, where Keras's bar is not drawn. It reads only the clock and the step
+    number, so Keras keeps its asynchronous batch-end dispatch on JAX (``async_safe``)."""
+
+    async_safe = True
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._epoch, self._start, self._last = 0, 0.0, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._start = epoch, time.monotonic()
+        self._last = self._start
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            steps = self.params.get("steps")
+            of = f"/{steps}" if steps else ""
+            print(f"  epoch {self._epoch + 1}/{self.params.get('epochs')}: step {batch + 1}{of}, "
+                  f"{now - self._start:.0f} s", flush=True)
+
+
 def summarize(rows: list[dict], status: str, monitor: str, best: dict,
               extra: dict | None = None) -> dict:
     """metrics.json's content from the history rows so far (non-finite values become null)."""

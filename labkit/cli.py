@@ -461,21 +461,17 @@ def predict(run, inputs, model, top, threshold, skip_bad, output):
 
     found = open_run(run)  # a wrong path fails before TensorFlow loads
     quiet_tensorflow()
-    from labkit import files
+    from labkit import files, progress
     from labkit.prediction import image_paths, image_sources
     from labkit.prediction import predict as run_predict
 
     notes: list[str] = []
     pictures = image_sources(inputs)
     total = len(image_paths(pictures)) if pictures else 0
-    if total > 300 and sys.stdout.isatty():
-        with click.progressbar(length=total, label="predicting", file=sys.stderr) as bar:
-            frame = run_predict(found, list(inputs), model=model, top=top, threshold=threshold,
-                                skip_bad=skip_bad, progress=bar.update, notes=notes,
-                                warn=warning)
-    else:
+    with progress.bar("predicting", total=total, unit="images", enabled=total > 300) as shown:
         frame = run_predict(found, list(inputs), model=model, top=top, threshold=threshold,
-                            skip_bad=skip_bad, notes=notes, warn=warning)
+                            skip_bad=skip_bad, progress=shown.update, notes=notes,
+                            warn=warning)
     click.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for note in notes:
         click.echo(f"note: {note}", err=True)
@@ -828,17 +824,22 @@ def lab_run(name, quick, out, seed, seeds):
     seed_list = labs.parse_seeds(seeds) if seeds is not None else None
     chosen = labs.names() if name == "all" else [labs.get(name).name]
     held, began = 0, time.monotonic()
-    for lab_name in chosen:
+    for index, lab_name in enumerate(chosen):
         folder = labs.output_dir(lab_name, Path(out) / lab_name if out and name == "all" else out)
         started = time.monotonic()
+        label = None
+        if len(chosen) > 1:  # which lab of how many, and about how long the rest take
+            left = labs.seconds_left(chosen[:index], started - began, chosen[index:], quick)
+            label = f"[{index + 1}/{len(chosen)}] {lab_name}" + (
+                f", ~{_duration(left)} left" if left is not None else "")
         if seed_list is not None:
-            outcome = labs.run_seeds(lab_name, seed_list, quick=quick, out=folder)
+            outcome = labs.run_seeds(lab_name, seed_list, quick=quick, out=folder, label=label)
             click.echo(outcome.verdict)
             for one, each in outcome.outcomes.items():
                 click.echo(f"  seed {one}: {each.finding.verdict(quick)}")
             written = f"{folder}/seed-*/{lab_name}.csv, {lab_name}.png; {folder}/verdict.txt"
         else:
-            outcome = labs.run(lab_name, quick=quick, out=folder, seed=seed)
+            outcome = labs.run(lab_name, quick=quick, out=folder, seed=seed, label=label)
             click.echo(outcome.verdict)
             written = f"{folder}/{lab_name}.csv, {lab_name}.png"
         held += outcome.holds

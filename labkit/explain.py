@@ -249,12 +249,14 @@ def activations(model, image, layers: list[str] | None = None) -> dict[str, np.n
 
 
 def filter_patterns(model, layer: str | None = None, *, filters: int = 16, steps: int = 40,
-                    step_size: float = 0.1, seed: int = 0):
+                    step_size: float = 0.1, seed: int = 0, show_progress: bool = False):
     """The inputs that maximise the mean activation of the first ``filters`` channels of
     ``layer``, by normalised gradient ascent from grey noise: ``(patterns, start, end)`` with
     the patterns ``(filters, height, width, channels)`` in [0, 1] and each filter's mean
-    activation before and after."""
+    activation before and after. ``show_progress``: a bar on stderr counts the filters."""
     import keras
+
+    from labkit import progress
 
     path = resolve_layer(model, layer)
     shape = tuple(model.input_shape[1:])
@@ -262,22 +264,33 @@ def filter_patterns(model, layer: str | None = None, *, filters: int = 16, steps
     start_x = 0.5 + 0.05 * rng.standard_normal((1, *shape)).astype("float32")
     channels = keras.ops.convert_to_numpy(forward(model, start_x, path)[0]).shape[-1]
     patterns, start, end = [], [], []
-    for index in range(min(filters, channels)):
-        def activation(x, index=index):
-            return keras.ops.mean(forward(model, x, path)[0][..., index])
-
-        x = start_x if index == 0 else \
-            0.5 + 0.05 * rng.standard_normal((1, *shape)).astype("float32")
-        first = None
-        for _ in range(steps):
-            value, grad = value_and_grad(activation, x)
-            first = float(value) if first is None else first
-            x = np.clip(x + step_size * grad / (np.linalg.norm(grad) + 1e-8), 0, 1)
-        final, _ = value_and_grad(activation, x)
-        patterns.append(x[0])
-        start.append(first if first is not None else float(final))
-        end.append(float(final))
+    with progress.bar(f"filter patterns of {path}", total=min(filters, channels),
+                      unit="filters", enabled=show_progress) as shown:
+        for index in range(min(filters, channels)):
+            x = start_x if index == 0 else \
+                0.5 + 0.05 * rng.standard_normal((1, *shape)).astype("float32")
+            pattern, first, final = _ascent(model, path, index, x, steps, step_size)
+            patterns.append(pattern)
+            start.append(first)
+            end.append(final)
+            shown.update(1)
     return np.stack(patterns), np.array(start), np.array(end)
+
+
+def _ascent(model, path: str, index: int, x, steps: int, step_size: float):
+    """Gradient ascent on channel ``index`` of ``path`` from ``x``: (pattern, first, final)."""
+    import keras
+
+    def activation(x):
+        return keras.ops.mean(forward(model, x, path)[0][..., index])
+
+    first = None
+    for _ in range(steps):
+        value, grad = value_and_grad(activation, x)
+        first = float(value) if first is None else first
+        x = np.clip(x + step_size * grad / (np.linalg.norm(grad) + 1e-8), 0, 1)
+    final, _ = value_and_grad(activation, x)
+    return x[0], (first if first is not None else float(final)), float(final)
 
 
 METHODS = ("gradcam", "activations", "filters")
@@ -321,7 +334,8 @@ def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | Non
     out = Path(out) if out else run.file(layout.EXPLAIN)
     out.mkdir(parents=True, exist_ok=True)
     if method == "filters":
-        patterns, start, end = filter_patterns(model, layer, filters=filters, steps=steps)
+        patterns, start, end = filter_patterns(model, layer, filters=filters, steps=steps,
+                                               show_progress=True)
         name = resolve_layer(model, layer)
         path = out / f"filters_{name.replace('/', '_')}.png"
         plots.channel_grid(patterns, f"{name}: patterns that maximise {len(patterns)} filters "

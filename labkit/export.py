@@ -20,7 +20,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from labkit import files, formats, layout, runs
+from labkit import files, formats, layout, progress, runs
 from labkit._lazy import lazy_import
 from labkit.errors import LabkitError
 from labkit.formats import FORMATS
@@ -34,11 +34,12 @@ AGREEMENT = 0.99  # a quantized export's share of examples with the Keras model'
 
 
 def export(run_path, fmt: str, output: str | None = None, *, quantize: str | None = None,
-           force: bool = False) -> list[dict]:
+           force: bool = False, show_progress: bool = True) -> list[dict]:
     """Write run ``run_path``'s model as ``fmt`` (a name in :data:`labkit.formats.FORMATS`, or
     ``all``: each in
     its own folder under ``output``), check it in its runtime and describe it. Returns each
     export's parity report: ``{"format", "path", "examples", "max_abs_diff", ...}``.
+    ``show_progress``: a bar on stderr counts the formats written and checked.
 
     Raises:
         LabkitError: a bad format or option, a non-empty output folder without ``force``, a
@@ -66,8 +67,15 @@ def export(run_path, fmt: str, output: str | None = None, *, quantize: str | Non
                               "pass --force to replace it.")
     model = runs.inference_model(run, "final")
     x, y = run.samples()
-    return [_export_one(run, model, x, y, f, folders[f.name], quantize if f.quantizes else None)
-            for f in chosen]
+    reports = []
+    with progress.bar("export", total=len(chosen), unit="formats",
+                      enabled=show_progress) as shown:
+        for f in chosen:
+            shown.set_postfix_str(f"{f.name}: writing, then checking", refresh=False)
+            reports.append(_export_one(run, model, x, y, f, folders[f.name],
+                                       quantize if f.quantizes else None))
+            shown.update(1)
+    return reports
 
 
 def _export_one(run, model, x, y, fmt: formats.Format, folder: Path,

@@ -360,7 +360,7 @@ def fit_phases(prepared: Prepared, recorder: RunRecorder,
         recorder.start_phase(index, phase.name, phase.epochs, already, controls)
         start = len(recorder.rows)
         target.fit(initial_epoch=start, epochs=start + phase.epochs - already,
-                   callbacks=[*controls, recorder], verbose=progress_mode(),
+                   callbacks=[*controls, recorder, *heartbeat()], verbose=progress_mode(),
                    **fit_kwargs(prepared, features))
         if recorder.diverged:
             return
@@ -582,6 +582,16 @@ def summary(run: runs.Run) -> str:
         if isinstance(metrics[key], float):
             lines.append(f"  {key:<20} {metrics[key]:.4f}")
     return "\n".join(lines)
+
+
+def heartbeat() -> list:
+    """Outside a terminal Keras writes a line per epoch; a long epoch (the cats-vs-dogs one,
+    ~100 s on a CPU) also gets a line every ~10 s (:class:`labkit.callbacks.Heartbeat`)."""
+    if progress_mode() == 1:
+        return []
+    from labkit.callbacks import Heartbeat
+
+    return [Heartbeat()]
 
 
 def progress_mode() -> int:

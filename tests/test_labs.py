@@ -152,8 +152,9 @@ def test_lab_run_prints_the_verdict_and_writes_to_out(cli, tmp_path):
 def test_lab_run_all_runs_each_lab_into_its_folder(cli, tmp_path, monkeypatch):
     calls = []
 
-    def fake_run(name, quick, out, seed):
+    def fake_run(name, quick, out, seed, label):
         calls.append((name, quick, Path(out), seed))
+        assert label.startswith(f"[{len(calls)}/{len(labs.names())}] {name}")
         finding = labs.Finding("measured", name != "momentum", 1.0, "{}")
         return labs.Outcome(name, pd.DataFrame(), finding, quick)
 

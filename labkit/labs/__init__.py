@@ -80,8 +80,12 @@ class SeedsOutcome:
 
 
 def run(name: str, quick: bool = False, out: str | Path | None = None,
-        seed: int = DEFAULT_SEED) -> Outcome:
+        seed: int = DEFAULT_SEED, show_progress: bool = True,
+        label: str | None = None) -> Outcome:
     """Run lab ``name``; write its CSV, PNG and verdict to ``out`` (default ``labs/<name>``).
+    ``show_progress``: a bar on stderr counts its fits with the running fit's epoch (lines
+    every ~10 s outside a terminal, see :mod:`labkit.progress`), named ``label`` (default: the
+    lab, its seed).
 
     Returns:
         An :class:`Outcome`: ``.frame`` (the numbers as written to the CSV), ``.finding``
@@ -95,8 +99,12 @@ def run(name: str, quick: bool = False, out: str | Path | None = None,
         raise LabkitError(f"--out {str(out)!r} is a file, not a folder.")
     import keras
 
+    from labkit import progress
+
     keras.utils.set_random_seed(seed)
-    measured = lab.measure(quick, seed)
+    with progress.bar(label or f"{name} (seed {seed}{', quick' if quick else ''})",
+                      unit="fits", enabled=show_progress):
+        measured = lab.measure(quick, seed)
     out.mkdir(parents=True, exist_ok=True)
     csv = out / f"{name}.csv"
     files.write_text(csv, measured.to_csv(index=False))
@@ -105,6 +113,21 @@ def run(name: str, quick: bool = False, out: str | Path | None = None,
     lab.plot(frame, out / f"{name}.png")
     files.write_text(out / "verdict.txt", outcome.verdict + "\n")
     return outcome
+
+
+def seconds_left(done: list[str], elapsed: float, left: list[str],
+                 quick: bool = False) -> float | None:
+    """About how long the labs ``left`` take: their listed times (the full versions' on 2
+    cores), scaled by how long the ``done`` ones took against theirs; None for quick runs
+    before the first has ended (their times are not listed)."""
+    listed = sum(get(n).seconds for n in done)
+    if listed and elapsed > 0:
+        scale = elapsed / listed
+    elif quick:
+        return None
+    else:
+        scale = 1.0
+    return scale * sum(get(n).seconds for n in left)
 
 
 def output_dir(name: str, out: str | Path | None = None) -> Path:
@@ -173,15 +196,19 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run_seeds(name: str, seeds: list[int], quick: bool = False,
-              out: str | Path | None = None) -> SeedsOutcome:
+              out: str | Path | None = None, show_progress: bool = True,
+              label: str | None = None) -> SeedsOutcome:
     """Run lab ``name`` once per seed, each into ``OUT/seed-S`` (``OUT`` as for :func:`run`),
     and combine the findings (:func:`combined_verdict`); the combined verdict is also written
-    to ``OUT/verdict.txt`` with each seed's below it."""
+    to ``OUT/verdict.txt`` with each seed's below it. The progress bar says which seed of how
+    many is running."""
     if not seeds:
         raise LabkitError("--seeds needs at least one seed, e.g. --seeds 0,1,2.")
     base = output_dir(name, out)
-    outcomes = {seed: run(name, quick=quick, out=base / f"seed-{seed}", seed=seed)
-                for seed in seeds}
+    outcomes = {seed: run(name, quick=quick, out=base / f"seed-{seed}", seed=seed,
+                          show_progress=show_progress,
+                          label=f"{label or name}, seed {seed} ({i} of {len(seeds)})")
+                for i, seed in enumerate(seeds, 1)}
     verdict, holds = combined_verdict(
         name, {seed: o.finding for seed, o in outcomes.items()}, quick)
     files.write_text(base / "verdict.txt", verdict + "\n" + "".join(

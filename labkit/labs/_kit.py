@@ -234,12 +234,18 @@ def fit(model, d: dict, *, epochs: int, batch_size: int = 32, callbacks=(), augm
     (reshuffled every epoch, ``augment``-ed when given), validating on its validation split; the
     history as a table with an ``epoch`` column and ``val_examples`` (the validation split's
     size, for the binomial noise of its accuracies)."""
+    from labkit import progress
     from labkit.data import pipeline
 
     train = pipeline.training_batches((d["x_train"], d["y_train"]), batch_size, seed=seed,
                                       augment=augment)
+    shown = progress.current()  # the lab's bar: this fit's epochs beside its count of fits
     history = model.fit(train, validation_data=(d["x_val"], d["y_val"]), epochs=epochs,
-                        verbose=0, shuffle=False, callbacks=list(callbacks), **kwargs)
+                        verbose=0, shuffle=False,
+                        callbacks=[*callbacks, keras.callbacks.LambdaCallback(
+                            on_epoch_end=lambda epoch, logs: shown.set_postfix_str(
+                                f"epoch {epoch + 1}/{epochs}", refresh=False))], **kwargs)
+    shown.update(1)
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     frame["val_examples"] = len(d["y_val"])
