@@ -578,6 +578,7 @@ def list_runs(runs_dir, where, sort, last, fmt):
       labkit runs --sort val_accuracy --where recipe=cnn --where status=completed --last 10
       labkit runs --format csv > runs.csv
     """
+    from labkit import comparison
     from labkit.comparison import runs_table
 
     frame = runs_table(runs_dir, where=where, sort=sort, last=last)
@@ -592,7 +593,7 @@ def list_runs(runs_dir, where, sort, last, fmt):
         return
     shown = frame.reindex(columns=["name", "recipe", "dataset", "epochs", "best_val_accuracy",
                                    "seconds", "status", "date"])
-    shown = shown.rename(columns={"best_val_accuracy": "best_val_acc", "seconds": "time"})
+    shown = shown.rename(columns=comparison.SHOWN)
     shown["best_val_acc"] = shown["best_val_acc"].map(
         lambda v: "-" if v != v or v is None else f"{v:.4f}")
     shown["time"] = shown["time"].map(lambda v: "-" if v != v or v is None else _duration(v))

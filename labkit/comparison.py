@@ -192,6 +192,10 @@ def run_folders(runs_dir) -> list[tuple[Path, str]]:
     return found
 
 
+# The short headers `labkit runs` prints for some columns; --sort takes them too.
+SHOWN = {"best_val_accuracy": "best_val_acc", "seconds": "time"}
+
+
 def runs_table(runs_dir, *, where=(), sort: str | None = None, last: int | None = None):
     """The runs under ``runs_dir`` as a DataFrame, a row per run: name, recipe, dataset,
     epochs done, best validation accuracy, wall time in seconds, status (``damaged`` for a run
@@ -201,7 +205,8 @@ def runs_table(runs_dir, *, where=(), sort: str | None = None, last: int | None 
     Args:
         where: ``"key=value"`` filters, all of which must hold; a key is a column or an option
             name (``recipe=cnn``, ``status=completed``, ``optimizer=adam``, ``dropout=0.5``).
-        sort: a column to sort by, best first (``val_accuracy`` means ``best_val_accuracy``);
+        sort: a column to sort by, best first (``val_accuracy`` means ``best_val_accuracy``;
+            the printed headers of :data:`SHOWN` name their columns);
             default: by date.
         last: keep only the ``last`` most recent runs (before sorting).
     """
@@ -224,6 +229,7 @@ def runs_table(runs_dir, *, where=(), sort: str | None = None, last: int | None 
             raise LabkitError(f"--last must be at least 1. Received: {last}")
         frame = frame.tail(last)
     if sort:
+        sort = {short: full for full, short in SHOWN.items()}.get(sort, sort)
         column = next((c for c in (sort, f"best_{sort}", f"option.{sort}") if c in frame.columns),
                       None)
         if column is None:

@@ -145,6 +145,10 @@ def render(result: dict, run_path) -> str:
 
     tested = sorted((k for k in result if k.startswith("test_")), key=lambda k: k == "test_loss")
     lines = [f"{key:<14} {result[key]:.4f}" for key in tested]
+    exact = result.get("auc")
+    if "test_auc" in result and exact is not None:  # one AUC, its two computations explained
+        lines[tested.index("test_auc")] += (f"  (Keras's AUC metric, 200 thresholds, as in "
+                                            f"history.csv; exact ROC AUC {exact:.4f})")
     lines += [f"{'examples':<14} {result['num_examples']}", ""]
     if "members" in result:
         metric = f"test_{result['members_metric']}"
@@ -158,8 +162,8 @@ def render(result: dict, run_path) -> str:
         lines += [f"{name[:width - 1]:<{width}}" + "".join(f"{v:>{width}}" for v in row)
                   for name, row in zip(names, result["confusion_matrix"], strict=True)]
         lines += ["", result["report_text"]]
-    if result.get("auc") is not None:
-        lines.append(f"ROC AUC {result['auc']:.4f}")
+    if exact is not None and "test_auc" not in result:
+        lines.append(f"ROC AUC {exact:.4f}")
     for label, scores in result.get("per_label", {}).items():
         auc = "-" if scores["auc"] is None else f"{scores['auc']:.4f}"
         lines.append(f"{label:<20} accuracy {scores['accuracy']:.4f}  AUC {auc}")

@@ -339,7 +339,7 @@ def explain_run(run, sources: list, *, method: str = "gradcam", layer: str | Non
         name = resolve_layer(model, layer)
         path = out / f"filters_{name.replace('/', '_')}.png"
         plots.channel_grid(patterns, f"{name}: patterns that maximise {len(patterns)} filters "
-                           f"({steps} steps)", path)
+                           f"({steps} steps)", path, label="filter", values="input value")
         return [path]
     names, raw = read_images(run, spec, list(sources))
     from labkit import ranges

@@ -24,11 +24,13 @@ def figure(ncols: int = 1, nrows: int = 1, size=(4.5, 3.6)):
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
-def save(fig, path: str | Path) -> None:
-    """Write ``fig`` as a PNG, atomically."""
-    fig.tight_layout()
+def save(fig, path: str | Path, tight: bool = True) -> None:
+    """Write ``fig`` as a PNG, atomically; nothing cut off at its edges (titles, rotated
+    labels, colour bars: the saved area grows to hold them)."""
+    if tight:
+        fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", pad_inches=0.1)
 
 
 def playground_colormap():
@@ -38,9 +40,14 @@ def playground_colormap():
 
 
 def curves_figure(history: pd.DataFrame, title: str | None = None):
-    """Loss and accuracy per epoch, training vs validation, side by side; the learning rate
-    too when a schedule changed it. ``title``: the figure's (a run's name and recipe)."""
-    metrics = [m for m in ("loss", "accuracy") if m in history]
+    """The loss and each metric per epoch (accuracy, AUC; a regression's MAE, in the
+    target's units), training vs validation, side by side; the learning rate too when a
+    schedule changed it. ``title``: the figure's (a run's name and recipe)."""
+    from labkit.layout import PHASE, SECONDS
+
+    metrics = ["loss"] if "loss" in history else []
+    metrics += [m for m in history.columns if m not in (EPOCH, PHASE, SECONDS, LEARNING_RATE,
+                                                        "loss") and not m.startswith("val_")]
     if LEARNING_RATE in history and history[LEARNING_RATE].nunique() > 1:
         metrics.append(LEARNING_RATE)
     fig, axes = figure(max(1, len(metrics)), size=(5, 3.6))
@@ -50,7 +57,10 @@ def curves_figure(history: pd.DataFrame, title: str | None = None):
         if f"val_{metric}" in history:
             ax.plot(history[EPOCH], history[f"val_{metric}"], "o-", label="validation",
                     markersize=3)
-        shown = "learning rate" if metric == LEARNING_RATE else metric
+        shown = {LEARNING_RATE: "learning rate", "mae": "mean absolute error",
+                 "auc": "AUC"}.get(metric, metric)
+        if metric == "loss" and "mae" in history:  # regression: labkit.layers
+            shown = "loss (squared error in target std's)"
         ax.set(xlabel="epoch", ylabel=shown, title=shown,
                yscale="log" if metric == LEARNING_RATE else "linear")
         ax.grid(alpha=0.3)
@@ -137,26 +147,40 @@ def _tiles(count: int, columns: int, size):
 
 
 def heatmaps(images, maps, titles: list[str], path: str | Path, columns: int = 4) -> None:
-    """A contact sheet: each image with its heatmap laid over it (jet, 40 %)."""
-    fig, axes = _tiles(len(images), columns, (3, 3))
+    """A contact sheet: each image with its heatmap laid over it (jet, 40 %), and one colour
+    bar for all: 0 (no evidence for the class) to 1 (the map's strongest)."""
+    fig, axes = _tiles(len(images), columns, (3, 3.2))
+    shown = None
     for ax, image, heat, title in zip(axes, images, maps, titles, strict=False):
         ax.imshow(_displayable(image), cmap="gray" if image.shape[-1] == 1 else None)
-        ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+        shown = ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    save(fig, path)
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=list(axes), shrink=0.8, pad=0.02)
+        bar.set_label("Grad-CAM: evidence for the class (1 = strongest)", fontsize=8)
+    save(fig, path, tight=False)
 
 
-def channel_grid(maps, title: str, path: str | Path, columns: int = 8) -> None:
+def channel_grid(maps, title: str, path: str | Path, columns: int = 8,
+                 label: str = "channel", values: str = "activation") -> None:
     """Every channel of ``maps`` (height, width, channels) — or every pattern of ``maps``
-    (count, height, width, channels) — as a grid of small images."""
+    (count, height, width, channels) — as a grid of small images, each named (``channel 3``,
+    ``filter 3``), with a colour bar for ``values``: each tile is scaled from its own lowest
+    value (0) to its highest (1)."""
     tiles = np.moveaxis(maps, -1, 0) if maps.ndim == 3 else maps
-    fig, axes = _tiles(len(tiles), columns, (1.4, 1.4))
-    for ax, tile in zip(axes, tiles, strict=False):
-        ax.imshow(_displayable(tile), cmap="viridis" if tile.ndim == 2 else None)
+    fig, axes = _tiles(len(tiles), columns, (1.4, 1.6))
+    shown = None
+    for index, (ax, tile) in enumerate(zip(axes, tiles, strict=False)):
+        shown = ax.imshow(_displayable(tile), cmap="viridis" if tile.ndim == 2 else None,
+                          vmin=0, vmax=1)
+        ax.set_title(f"{label} {index}", fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    save(fig, path)
+    if shown is not None and np.ndim(shown.get_array()) == 2:  # grey tiles: viridis
+        bar = fig.colorbar(shown, ax=list(axes), shrink=0.8, pad=0.02)
+        bar.set_label(f"{values}, per tile: its lowest (0) to its highest (1)", fontsize=8)
+    save(fig, path, tight=False)
 
 
 def _displayable(image):
@@ -232,22 +256,36 @@ def compare_figure(curves: list[tuple[str, pd.DataFrame]], metric: str):
     return fig
 
 
+def log_spaced(values) -> bool:
+    """Whether numbers are better read on a log axis: all positive, and spanning a factor of
+    10 or more, or spaced by a constant factor (1e-3, 1e-2, 1e-1; batch sizes 16, 32, 64)."""
+    values = np.unique(np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), float))
+    values = values[np.isfinite(values)]
+    if len(values) < 2 or values.min() <= 0:
+        return False
+    ratios = values[1:] / values[:-1]
+    return bool(values.max() / values.min() >= 10 or
+                (len(values) >= 3 and ratios.min() > 1.5 and ratios.max() / ratios.min() < 1.1))
+
+
 def sweep_points(results: pd.DataFrame, swept: dict, metric: str, path: str | Path) -> Path:
-    """A sweep's ``metric`` against each swept option (``swept``: name → scale, ``log`` for a
-    log-uniform range, ``linear``, or the list of its values, drawn as categories in that
-    order), one panel per option."""
+    """A sweep's ``metric`` against each swept option (``swept``: name → scale: ``log`` for a
+    log-uniform range, ``linear``, ``auto`` for a grid of numbers — a log axis when they are
+    log-spaced (:func:`log_spaced`: learning rates 1e-3, 1e-2, 1e-1) — or the list of a
+    choice's values), one panel per option. Anything not numeric (``[16]``, ``[32,16]``,
+    names) is drawn as categories in the listed order."""
     fig, axes = figure(len(swept), size=(4, 3.4))
     done = results[results[metric].notna()]
     for ax, (name, scale) in zip(axes[0], swept.items(), strict=True):
         values = done[name]
-        if isinstance(scale, list) or not pd.api.types.is_numeric_dtype(values):
+        if not pd.api.types.is_numeric_dtype(values):
             listed = scale if isinstance(scale, list) else list(results[name])
             categories = list(dict.fromkeys(str(v) for v in listed))
             x = [categories.index(str(v)) for v in values]
             ax.set_xticks(range(len(categories)), categories, rotation=30, fontsize=8)
         else:
             x = values
-            if scale == "log":
+            if scale == "log" or (scale == "auto" and log_spaced(results[name])):
                 ax.set_xscale("log")
         ax.scatter(x, done[metric], s=25)
         ax.set(xlabel=name, ylabel=metric, title=f"{metric} by {name}")

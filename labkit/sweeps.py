@@ -330,7 +330,7 @@ def write_results(sweep: Sweep) -> None:
     with atomic_path(sweep.path / layout.RESULTS) as tmp:
         frame.to_csv(tmp, index=False)
     space = sweep.state["space"]
-    swept = {**{n: v if not _numeric(v) else "linear" for n, v in space["grid"].items()},
+    swept = {**{n: v if not _numeric(v) else "auto" for n, v in space["grid"].items()},
              **{n: "log" if s["distribution"] == "loguniform" else "linear"
                 for n, s in space["range"].items()},
              **dict(space["choice"].items())}

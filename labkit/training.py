@@ -555,8 +555,10 @@ def divergence_message(config: TrainConfig, diverged: dict) -> str:
     hints = [f"lower --learning-rate (it was {diverged['learning_rate']:.3g})"]
     if config.clipnorm is None and config.clipvalue is None:
         hints.append("clip gradients with --clipnorm 1.0")
-    hints.append("start from smaller weights, e.g. --set kernel_initializer=glorot_uniform, "
-                 "if the recipe takes it")
+    chosen = config.hparams.get("kernel_initializer")
+    if chosen is not None and chosen != "glorot_uniform":  # the recipes' default, Keras's too
+        hints.append(f"start from smaller weights: --set kernel_initializer=glorot_uniform, "
+                     f"the default (it was {chosen})")
     loss = diverged["loss"]
     if isinstance(loss, str):  # nan or inf
         what = f"The loss became {loss} in epoch {diverged['epoch']}"

@@ -67,6 +67,32 @@ def test_a_one_epoch_run_is_drawn_as_points_not_an_empty_axis():
         ("o", [0.5]), ("o", [0.4])]
 
 
+@pytest.mark.parametrize(("values", "log"), [([1e-3, 1e-2, 1e-1], True), ([16, 32, 64], True),
+                                             ([0.0, 0.25, 0.5], False), ([16, 64], False),
+                                             ([1, 2, 3], False)])
+def test_log_spaced_sweep_values_get_a_log_axis(values, log, tmp_path, monkeypatch):
+    from labkit import plots
+
+    assert plots.log_spaced(values) is log
+    results = pd.DataFrame({"learning_rate": values, "best_val_loss": [0.5] * len(values)})
+    drawn = {}
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.setdefault("fig", fig))
+    plots.sweep_points(results, {"learning_rate": "auto"}, "best_val_loss", tmp_path / "s")
+    assert drawn["fig"].axes[0].get_xscale() == ("log" if log else "linear")
+
+
+def test_a_regression_runs_curves_show_the_mae_beside_the_loss():
+    from labkit import plots
+
+    history = pd.DataFrame({"epoch": [1, 2], "lr": [1e-3, 1e-3], "seconds": [1.0, 1.0],
+                            "loss": [0.9, 0.5], "mae": [50.0, 40.0], "val_loss": [0.8, 0.6],
+                            "val_mae": [48.0, 45.0]})
+    fig = plots.curves_figure(history)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["loss (squared error in target std's)", "mean absolute error"]
+
+
+
 def test_compare_notes_runs_of_different_datasets(two_runs, tmp_path):
     _, made = two_runs
     other = labkit.train("mlp", dataset="xor", epochs=1, runs_dir=str(tmp_path), **QUIET)
@@ -90,6 +116,9 @@ def test_runs_sorts_filters_and_writes_csv_and_json(two_runs, cli):
     result = cli("runs", "--runs-dir", folder, "--last", "1")
     assert result.output.splitlines()[1].startswith("lr-0.001")
     assert "time" in result.output.splitlines()[0]
+    for printed in ("best_val_acc", "time"):  # the printed headers sort too
+        result = cli("runs", "--runs-dir", folder, "--sort", printed)
+        assert result.exit_code == 0 and printed in result.output.splitlines()[0]
     assert "Did you mean: recipe" in error_line(cli("runs", "--runs-dir", folder, "--where",
                                                      "recipes=cnn"))
     assert error_line(cli("runs", "--runs-dir", folder, "--where", "recipe")).startswith(

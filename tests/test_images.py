@@ -183,6 +183,10 @@ def test_binary_folder_run_end_to_end_and_the_saved_model_takes_raw_images(r_lay
     assert result.exit_code == 0, result.output
     report = json.loads(run.file("evaluation.json").read_text())
     assert report["class_names"] == ["cats", "dogs"] and "cats" in result.output
+    # one AUC line: Keras's metric, with the exact ROC AUC beside it, not two unexplained ones
+    auc_lines = [line for line in result.output.splitlines() if "AUC" in line]
+    assert auc_lines == [f"test_auc       {report['test_auc']:.4f}  (Keras's AUC metric, 200 "
+                         f"thresholds, as in history.csv; exact ROC AUC {report['auc']:.4f})"]
     assert report["test_accuracy"] == pytest.approx(run.metrics["test_accuracy"], abs=1e-6)
     # keras alone, on raw uint8 pixels, answers as labkit's evaluation does
     raw_x, raw_y = labkit.data.load(str(r_layout)).test

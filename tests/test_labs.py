@@ -312,3 +312,25 @@ def test_transfer_verdict_compares_the_pretrained_base_with_scratch_per_draw():
     close = labs.verdict_of("transfer", _transfer_table(0.36, 0.33), quick=True)
     assert close.endswith("inconclusive at this size: the effect is within 2× the noise this "
                           "quick run measured")
+
+
+def test_a_variant_keeps_its_colour_in_every_panel_of_a_lab_figure(monkeypatch, tmp_path):
+    """dropout.png drew "dropout 0" orange in one panel and blue in the other."""
+    from labkit.labs import regularization
+
+    drawn = {}
+    monkeypatch.setattr(regularization, "save", lambda fig, path: drawn.setdefault("fig", fig))
+    epochs = np.arange(1, 6)
+    frame = pd.concat([pd.DataFrame({"dropout": rate, "epoch": epochs, "loss": 1 / epochs,
+                                     "train_accuracy": 0.9, "val_loss": 1.0,
+                                     "val_accuracy": 0.8 - rate / 10})
+                       for rate in (0.0, 0.5)])
+    labs.get("dropout").plot(frame, tmp_path / "dropout.png")
+    colour_of: dict[str, set] = {}
+    for ax in drawn["fig"].axes:
+        for line in ax.get_lines():
+            variant = line.get_label().split()[1]  # "dropout 0 loss", "dropout 0.5"
+            colour_of.setdefault(variant, set()).add(line.get_color())
+    assert set(colour_of) == {"0", "0.5"}
+    assert all(len(colours) == 1 for colours in colour_of.values())
+    assert colour_of["0"] != colour_of["0.5"]

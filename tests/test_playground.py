@@ -121,6 +121,27 @@ def test_exact_start_values_are_the_playgrounds():
     assert all(np.allclose(b, 0.1) for b in biases)
 
 
+def test_settings_changes_leave_the_terminal_without_retracing_warnings():
+    """Each settings change builds a new model and traces its compiled steps once, as it must;
+    TensorFlow's "triggered tf.function retracing" warning about that stays out of the way."""
+    import logging
+
+    seen = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Seen()
+    logging.getLogger("tensorflow").addHandler(handler)
+    try:
+        for width in (1, 2, 3, 1, 2, 3, 1):
+            pg.Session(pg.settings({"hidden": [2, width], "batch_size": 30})).train_epoch()
+    finally:
+        logging.getLogger("tensorflow").removeHandler(handler)
+    assert not [m for m in seen if "retracing" in m]
+
+
 def test_keras_mode_reshuffles_and_uses_the_tasks_head():
     run = pg.Session(pg.settings({"exact": False, "batch_size": 30}))
     assert run.model.output_shape == (None, 2)  # softmax over orange, blue

@@ -65,6 +65,6 @@ def test_a_lab_run_outside_a_terminal_shows_progress_every_ten_seconds(tmp_path)
     assert process.returncode == 0, seen[-5:]
     shown = [(t, line) for t, line in seen if line.startswith("dropout (seed ")]
     assert len(shown) >= 3 and "fits" in shown[-1][1]
-    gaps = [b[0] - a[0] for a, b in zip(shown, shown[1:])]
+    gaps = [b[0] - a[0] for a, b in zip(shown, shown[1:], strict=False)]
     assert max(gaps) < progress.INTERVAL + 3  # a line at least every ~10 s
     assert "\r" not in "".join(line for _, line in seen)

@@ -264,11 +264,25 @@ def data_loss(model, x, y) -> float:
         y, model.predict(x, verbose=0))))
 
 
+def colours(values) -> dict:
+    """One colour per variant, the same in every panel of a lab's figure: Matplotlib's cycle
+    (``C0``, ``C1``, …) in the order the variants first appear."""
+    return {value: f"C{i % 10}" for i, value in enumerate(dict.fromkeys(values))}
+
+
+def shown_value(value) -> str:
+    """A variant as a legend shows it: ``0.5``, ``0``, ``adam``."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def curves(ax, frame: pd.DataFrame, group: str, y: str, *, title: str = "", log: bool = False):
-    """One line per value of ``group``: ``y`` against ``epoch`` (or ``step``)."""
+    """One line per value of ``group``: ``y`` against ``epoch`` (or ``step``), each variant in
+    its :func:`colours` colour."""
     x = "epoch" if "epoch" in frame else "step"
+    colour = colours(frame[group])
     for key, part in frame.groupby(group, sort=False):
-        ax.plot(part[x], part[y], label=str(key))
+        named = shown_value(key) if isinstance(key, str) else f"{group} {shown_value(key)}"
+        ax.plot(part[x], part[y], label=named, color=colour[key])
     ax.set(xlabel=x, ylabel=y, title=title or y, yscale="log" if log else "linear")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -9,6 +9,7 @@ from labkit.labs._kit import (
     accuracy,
     accuracy_noise,
     build,
+    colours,
     compiled,
     curves,
     digits,
@@ -293,7 +294,8 @@ def _transfer_plot(f: pd.DataFrame, path) -> None:
                log=column == "loss")
     scores = _transfer_scores(f)
     ax = axes[0, 2]
-    ax.bar(scores.columns, scores.mean(), color=["C0", "C1", "C2"], alpha=0.6)
+    colour = colours(per_epoch.reset_index()["model"])  # the curves' colours
+    ax.bar(scores.columns, scores.mean(), color=[colour[m] for m in scores.columns], alpha=0.6)
     for draw, row in scores.iterrows():
         ax.plot(scores.columns, row.to_numpy(), "o", color="k", markersize=4,
                 label="one draw" if draw == scores.index[0] else None)

@@ -8,6 +8,7 @@ from labkit.labs._kit import (
     Finding,
     accuracy_curves_noise,
     build,
+    colours,
     compiled,
     curves,
     digits,
@@ -60,9 +61,10 @@ def _vanishing_verdict(f: pd.DataFrame) -> Finding:
 def _vanishing_plot(f: pd.DataFrame, path) -> None:
     fig, axes = figure(1, size=(6, 4))
     ax = axes[0, 0]
+    colour = colours(f["activation"])  # one per activation; the stage is the line style
     for (activation, stage), part in f.groupby(["activation", "stage"], sort=False):
         ax.semilogy(part["layer"], part["grad_norm"], "o-" if stage == "init" else "s--",
-                    label=f"{activation}, {stage}")
+                    color=colour[activation], label=f"{activation}, {stage}")
     ax.set(xlabel="layer (1 = next to the input)", ylabel="‖∂L/∂W‖",
            title=f"gradient norm per layer, {DEPTH} hidden layers")
     ax.grid(alpha=0.3)

@@ -10,6 +10,7 @@ from labkit.labs._kit import (
     accuracy_curves_noise,
     build,
     clean_train_accuracy,
+    colours,
     compiled,
     curves,
     data_loss,
@@ -120,9 +121,10 @@ def _dropout_verdict(f: pd.DataFrame) -> Finding:
 
 def _dropout_plot(f: pd.DataFrame, path) -> None:
     fig, axes = figure(2)
-    for name, part in f.groupby("dropout"):
+    colour = colours(f["dropout"])
+    for name, part in f.groupby("dropout", sort=False):
         for column, style in (("loss", "--"), ("val_loss", "-")):
-            axes[0, 0].plot(part["epoch"], part[column], style,
+            axes[0, 0].plot(part["epoch"], part[column], style, color=colour[name],
                             label=f"dropout {name:g} {column}")
     axes[0, 0].set(xlabel="epoch", ylabel="loss", title="training (--) and validation (—)",
                    yscale="log")
