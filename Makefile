@@ -40,8 +40,8 @@ lint: $(STAMP) ## ruff over the code
 train-digits: $(STAMP) ## the main job: train the course CNN on bundled digits, offline
 	$(BIN)/labkit train cnn --dataset digits
 
-bench: $(STAMP) ## labkit vs plain Keras on the same data, as ratios (digits, ~2 min)
-	$(BIN)/python bench/bench_train.py
+bench: $(STAMP) ## labkit vs plain Keras on the same data, as ratios: conv- and dispatch-bound, TensorFlow and JAX (~4 min)
+	$(BIN)/python bench/bench_train.py --table
 
 bench-playground: $(STAMP) ## the playground page's training and heatmap speed vs plain Keras fit
 	$(BIN)/python bench/bench_playground.py

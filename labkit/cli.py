@@ -273,6 +273,10 @@ _TRAIN_OPTIONS = [
                  help="mixed: float16 on a GPU, bfloat16 on a CPU with bfloat16 instructions, "
                       "float32 otherwise; the output layer and loss stay float32."
                       + default("precision")),
+    click.option("--steps-per-execution", metavar="N|auto",
+                 help="Training steps per compiled call: fewer trips through Python when steps "
+                      "are tiny (small models, small batches); auto groups 16 when a step is "
+                      "small enough to gain (measured), else 1." + default("steps_per_execution")),
     click.option("--distribute", type=click.Choice(DISTRIBUTE),
                  help="tf.distribute: mirrored over this machine's GPUs (or --devices CPUs); "
                       "--batch-size is then the global batch. multi-worker: refused, Keras 3's fit "
@@ -332,10 +336,10 @@ def train(recipe, config_file, print_config, resume_run, coordinator, num_proces
       labkit train --config runs/cnn-digits-20261126-120000/config.json --print-config
       labkit train --resume runs/cnn-digits-20261126-120000
     """
-    from labkit.config import parse_batch_size, resolve_train_config
+    from labkit.config import parse_counts, resolve_train_config
     from labkit.options import parse_assignments
 
-    flags["batch_size"] = parse_batch_size(flags["batch_size"])
+    flags = parse_counts(flags)
     given = (coordinator, num_processes, process_id)
     if resume_run:
         _refuse_with_resume("a run with its saved config", flags, RECIPE=recipe,
@@ -411,6 +415,24 @@ def _train_and_report(echo, config=None, resume_run=None, group=None) -> None:
     if metrics["status"] == "diverged":
         raise LabkitError(f"Training diverged; run saved in {run.path}. {metrics['hint']}")
     click.echo(training.summary(run))
+
+
+@main.command()
+def devices():
+    """List this machine's devices as the Keras backend sees them, and the precisions each
+    can train in (--precision mixed: bfloat16 on a CPU with its instructions, float16 on a GPU).
+
+    \b
+    Example:
+      labkit devices
+      KERAS_BACKEND=jax labkit devices
+    """
+    quiet_tensorflow()
+    from labkit.devices import listing
+
+    for entry in listing():
+        click.echo(f"{entry['device']:<40} {entry['kind']:<4} {entry['backend']:<11} "
+                   f"{', '.join(entry['precisions'])}")
 
 
 @main.command()
@@ -686,7 +708,7 @@ def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, 
     """
     from labkit import cluster as trials
     from labkit import sweeps
-    from labkit.config import parse_batch_size, resolve_train_config
+    from labkit.config import parse_counts, resolve_train_config
     from labkit.options import parse_assignments, parse_duration
 
     seconds = parse_duration(max_time, "--max-time") if max_time else None
@@ -702,7 +724,7 @@ def sweep(recipe, config_file, grid, random_trials, ranges, choice, max_trials, 
         quiet_tensorflow()
         return _report_sweep(lambda stop: trials.resume(resume_sweep, click.echo, seconds, stop,
                                                         cluster))
-    flags["batch_size"] = parse_batch_size(flags["batch_size"])
+    flags = parse_counts(flags)
     space, max_trials = sweeps.space_and_limit(
         config_file, parse_assignments(grid, "--grid"),
         {k: str(v) for k, v in parse_assignments(ranges, "--range").items()},

@@ -53,6 +53,9 @@ class TrainConfig:
     deterministic: bool = False  # TensorFlow op determinism: identical reruns, slower
     tensorboard: bool = False  # TensorBoard logs in RUN/tensorboard
     precision: str = "float32"  # "mixed": float16 on a GPU, bfloat16 on a CPU that has it
+    # Training steps per compiled call (Keras's compile(steps_per_execution=)); "auto": chosen
+    # from the steps' size (labkit.training.steps_per_execution)
+    steps_per_execution: int | str = 1
     distribute: str = "none"  # "mirrored" (GPUs or --devices CPUs), "multi-worker" (TF_CONFIG)
     devices: int | None = None  # logical CPU devices for "mirrored" without GPUs
     # A loss above this many times the first epoch's is an explosion, like a non-finite one;
@@ -83,6 +86,9 @@ class TrainConfig:
             _check_int("batch_size", self.batch_size, minimum=1, extra=' or "full"',
                        maximum=MAX_BATCH)
         _check_int("seed", self.seed, minimum=0)
+        if self.steps_per_execution != "auto":
+            _check_int("steps_per_execution", self.steps_per_execution, minimum=1,
+                       extra=' or "auto"', maximum=MAX_BATCH)
         optim.check(self.optimizer, self.learning_rate, self.optimizer_params)
         split = self.validation_split
         if isinstance(split, bool) or not isinstance(split, (int, float)) or not 0 <= split < 1:
@@ -264,14 +270,25 @@ def _check_int(option: str, value: Any, *, minimum: int, extra: str = "",
                           f"Received: {value!r}")
 
 
-def parse_batch_size(text: str | None) -> int | str | None:
-    """The ``--batch-size`` flag: an integer or ``full``."""
-    if text is None or text == "full":
+# Flags that are an integer or one word, parsed by parse_counts
+COUNTS = {"batch_size": "full", "steps_per_execution": "auto"}
+
+
+def parse_counts(flags: dict) -> dict:
+    """``flags`` with those of :data:`COUNTS` parsed (:func:`parse_count`)."""
+    return {**flags, **{name: parse_count(flags.get(name), name, word)
+                        for name, word in COUNTS.items() if name in flags}}
+
+
+def parse_count(text: str | None, option: str, word: str) -> int | str | None:
+    """A flag that is an integer or one ``word`` (``--batch-size N|full``,
+    ``--steps-per-execution N|auto``)."""
+    if text is None or text == word:
         return text
     try:
         return int(text)
     except ValueError:
-        raise LabkitError(f'--batch-size must be an integer >= 1 or "full". '
+        raise LabkitError(f'--{option.replace("_", "-")} must be an integer >= 1 or "{word}". '
                           f"Received: {text!r}") from None
 
 

@@ -69,11 +69,13 @@ def metric_objects(task: str) -> list:
     return [made[(task, name)]() for name in get(task).metrics]
 
 
-def compile_for(model, optimizer, task: str = "classification", loss=None):
+def compile_for(model, optimizer, task: str = "classification", loss=None,
+                steps_per_execution: int = 1):
     """Compile ``model`` with ``optimizer`` and ``task``'s loss and metrics; returns the model.
     ``loss`` replaces the task's (a recipe's own, e.g. the playground's exact mode); history.csv
-    still calls it ``loss``."""
-    model.compile(optimizer=optimizer, loss=loss or get(task).loss, metrics=metric_objects(task))
+    still calls it ``loss``. ``steps_per_execution``: training steps per compiled call."""
+    model.compile(optimizer=optimizer, loss=loss or get(task).loss, metrics=metric_objects(task),
+                  steps_per_execution=steps_per_execution)
     return model
 
 

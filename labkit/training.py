@@ -128,6 +128,8 @@ def train(config: TrainConfig, echo: Echo = print,
         if place.main:
             check_room(config.runs_dir, prepared.model)
             run = open_run(prepared, echo)
+            if faster := devices.faster_path(config.precision):
+                echo(faster)
         else:
             run = open_run(prepared, echo, runs_dir=processes.scratch_folder(place))
         with runs.lock(run):
@@ -214,6 +216,9 @@ def prepare(config: TrainConfig, model: keras.Model | None = None,
     keras.utils.set_random_seed(config.seed + epochs_done)
     if model is None:
         model = build_model(config, loaded.spec)
+    derived["steps_per_execution"] = steps_per_execution(
+        config.steps_per_execution, derived["steps_per_epoch"],
+        derived["batch_size"] * model.count_params())
     plan = (registry.get_recipe(config.recipe).phases or phases.single)(config.hparams,
                                                                         config.epochs)
     return Prepared(config, loaded, derived, model, phases.capped(plan, phases.epoch_cap()),
@@ -350,7 +355,8 @@ def fit_phases(prepared: Prepared, recorder: RunRecorder,
                 return base.predict(x, batch_size=prepared.derived["eval_batch_size"],
                                     verbose=0)
         compile_model(target, config, prepared.loaded.spec, phase.learning_rate,
-                      prepared.derived["steps_per_epoch"])
+                      prepared.derived["steps_per_epoch"],
+                      prepared.derived["steps_per_execution"])
         if resuming and saved.optimizer:
             checkpoint.restore_optimizer(target.optimizer, target.trainable_variables,
                                          saved.optimizer)
@@ -453,12 +459,33 @@ TARGET_UNITS = "target_units"  # the layer in_target_units adds
 
 
 def compile_model(model, config: TrainConfig, spec: data.DatasetSpec,
-                  learning_rate: float | None = None, steps_per_epoch: int = 1) -> None:
+                  learning_rate: float | None = None, steps_per_epoch: int = 1,
+                  steps_per_call: int = 1) -> None:
     """Compile for ``spec``'s task with the config's optimizer, hyperparameters, clipping and
-    schedule (at ``learning_rate`` instead of the config's when given)."""
+    schedule (at ``learning_rate`` instead of the config's when given), ``steps_per_call``
+    training steps per compiled call."""
     optimizer = optim.make(config.optimizer, learning_rate or config.learning_rate,
                            config.optimizer_params, config.schedule, steps_per_epoch, model)
-    tasks.compile_for(model, optimizer, spec.task, training_loss(config, spec))
+    tasks.compile_for(model, optimizer, spec.task, training_loss(config, spec),
+                      steps_per_call)
+
+
+def steps_per_execution(setting: int | str, steps_per_epoch: int, step_weights: int) -> int:
+    """``--steps-per-execution``: the number given, or for ``auto`` one chosen from how much
+    work a step is — ``step_weights``, the examples in a batch times the model's weights — so
+    that tiny, dispatch-bound steps are grouped (measured in bench/bench_train.py: see the
+    README) and large ones, where grouping gains nothing, are not; never more than an epoch's
+    steps."""
+    if setting != "auto":
+        return max(1, min(int(setting), steps_per_epoch))
+    if step_weights > AUTO_STEP_WEIGHTS:
+        return 1
+    return max(1, min(AUTO_STEPS, steps_per_epoch))
+
+
+# `--steps-per-execution auto`: steps of at most this many example-weights (batch × weights)
+# are grouped AUTO_STEPS to a call. Chosen by measurement (bench_train.py, 2-core CPU).
+AUTO_STEP_WEIGHTS, AUTO_STEPS = 16 * 200_000, 16
 
 
 def training_loss(config: TrainConfig, spec: data.DatasetSpec):

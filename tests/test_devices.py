@@ -195,3 +195,55 @@ def test_training_runs_on_the_jax_backend_without_tf_data(tmp_path):
     assert (result["backend"], result["epochs"], result["status"]) == ("jax", 3, "completed")
     assert result["test_accuracy"] == pytest.approx(result["trained_accuracy"], abs=1e-6)
     assert result["export_diff"] <= 1e-5
+
+
+def test_a_faster_path_that_is_off_is_one_note(monkeypatch, cli, tmp_path):
+    monkeypatch.setattr(devices, "has_gpu", lambda: False)
+    monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: True)
+    assert devices.faster_path("mixed") is None
+    result = cli("train", "mlp", "--epochs", "1", "--runs-dir", tmp_path, "--name", "bf16")
+    notes = [line for line in result.output.splitlines() if "computes bfloat16" in line]
+    assert notes == [devices.faster_path("float32")]
+    assert notes[0].startswith("note: this CPU computes bfloat16; --precision mixed trained "
+                               "~1.6× faster")
+    monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: False)
+    assert devices.faster_path("float32") is None
+    result = cli("train", "mlp", "--epochs", "1", "--runs-dir", tmp_path, "--name", "plain")
+    assert "bfloat16" not in result.output
+
+
+def test_labkit_devices_lists_each_device_with_its_precisions(cli, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: True)
+    result = cli("devices")
+    assert result.exit_code == 0, result.output
+    import keras
+
+    rows = [line.split() for line in result.output.splitlines()]
+    assert rows and all(row[1] in ("cpu", "gpu") for row in rows)
+    assert any(row[1] == "cpu" and row[2] == keras.backend.backend() and
+               " ".join(row[3:]) == "float32, mixed (bfloat16)" for row in rows)
+
+
+def test_steps_per_execution_groups_steps_without_changing_what_is_learned(tmp_path, cli):
+    from labkit import training
+
+    assert training.steps_per_execution(4, 36, 10**9) == 4
+    assert training.steps_per_execution(100, 36, 1) == 36  # never more than an epoch's steps
+    assert training.steps_per_execution("auto", 36, 16 * 38_410) == 16  # the tiny mlp: grouped
+    assert training.steps_per_execution("auto", 5, 16 * 38_410) == 5
+    assert training.steps_per_execution("auto", 36, 256 * 21_386) == 1  # a large step: not
+    trained = {}
+    for steps in ("1", "auto"):
+        result = cli("train", "mlp", "--epochs", "2", "--steps-per-execution", steps,
+                     "--runs-dir", tmp_path, "--name", f"spe-{steps}")
+        assert result.exit_code == 0, result.output
+        run = runs.open_run(tmp_path / f"spe-{steps}")
+        trained[steps] = (run.config["derived"]["steps_per_execution"],
+                          runs.unwrap(run.model).get_weights())
+    assert trained["1"][0] == 1 and trained["auto"][0] == 16
+    for one, grouped in zip(trained["1"][1], trained["auto"][1], strict=True):
+        np.testing.assert_allclose(one, grouped, atol=1e-5)
+    assert error_line(cli("train", "mlp", "--steps-per-execution", "often")) == (
+        'Error: --steps-per-execution must be an integer >= 1 or "auto". Received: \'often\'')
+    assert error_line(cli("train", "mlp", "--steps-per-execution", "0")) == (
+        'Error: --steps-per-execution must be an integer >= 1 or "auto". Received: 0')
