@@ -20,9 +20,10 @@ from pathlib import Path
 
 from labkit.errors import LabkitError
 
-MIN_KERAS = (3, 14)
+MIN_KERAS = (3, 15, 1)
 ADVISORIES = ("CVE-2025-1550 (fixed in Keras 3.9), CVE-2025-8747 and CVE-2025-9906 (3.11), "
-              "CVE-2025-9905 (3.11.3), CVE-2026-1462 (3.14)")
+              "CVE-2025-9905 (3.11.3), CVE-2026-1462 (3.14), CVE-2026-12481 and the HDF5 link, "
+              "virtual-dataset, archive-size and symlink fixes (3.15)")
 REFUSED = {
     "Lambda": "a Lambda layer, which carries Python code",
     "__lambda__": "a serialised Python function",
@@ -36,8 +37,10 @@ MAX_CONFIG_BYTES = 64 * 2**20
 
 
 def keras_version_ok(version: str) -> bool:
+    """Whether Keras ``version`` (``3.15.1``, ``3.16.0.dev2026``) is at least
+    :data:`MIN_KERAS`."""
     parts = []
-    for piece in version.split(".")[:2]:
+    for piece in version.split(".")[:len(MIN_KERAS)]:
         digits = "".join(c for c in piece if c.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts) >= MIN_KERAS
@@ -52,6 +55,61 @@ def check_keras() -> None:
         raise LabkitError(f"Keras {keras.__version__} has known ways to run code from a model "
                           f"file ({ADVISORIES}); labkit loads models only with Keras >= "
                           f"{wanted}. Upgrade: pip install -U 'keras>={wanted}'")
+
+
+# A weights file may declare at most this many times the data of the model it is loaded into.
+WEIGHTS_FACTOR = 2
+
+
+def check_weights_file(path: str | os.PathLike, model) -> None:
+    """Refuse, with one LabkitError naming the file and the reason, an HDF5 weights file (a
+    VGG16 notop ``.h5``, any ``.weights.h5``) that is not plain data for ``model``: an
+    external link (a read of another file), a soft link, a virtual dataset (data mapped from
+    other files), a dataset whose shape is none of the model's variables', or more declared
+    data than :data:`WEIGHTS_FACTOR` times the model's (a shape bomb). Links are looked at,
+    never followed, so nothing outside the file is read. Keras 3.15 refuses links and virtual
+    datasets itself; this check names them before Keras reads anything, on any Keras."""
+    import h5py
+    import numpy as np
+
+    path = Path(path)
+    shapes = {tuple(v.shape) for v in model.weights}
+    own = sum(int(np.prod(v.shape)) * 4 for v in model.weights)  # float32 bytes
+    declared = 0
+
+    def refuse(reason: str) -> None:
+        raise LabkitError(f"{path} is refused as a weights file: {reason}. A weights file "
+                          "holds only the model's own arrays.")
+
+    def walk(group, prefix: str) -> None:
+        nonlocal declared
+        for name in group:
+            where = f"{prefix}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                refuse(f"{where} is a link to {link.filename!r}, another file")
+            if isinstance(link, h5py.SoftLink):
+                refuse(f"{where} is a soft link (to {link.path})")
+            item = group[name]
+            if isinstance(item, h5py.Group):
+                walk(item, where)
+            elif isinstance(item, h5py.Dataset):
+                if item.is_virtual:
+                    refuse(f"{where} is a virtual dataset, mapped from other files")
+                if tuple(item.shape) not in shapes:
+                    refuse(f"{where} has shape {tuple(item.shape)}, which no variable of the "
+                           "model has")
+                declared += int(np.prod(item.shape, dtype=np.float64)) * item.dtype.itemsize
+                if declared > WEIGHTS_FACTOR * own:
+                    refuse(f"it declares over {declared / 2**20:.0f} MB of weights, the model "
+                           f"holds {own / 2**20:.0f} MB")
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise LabkitError(f"{path} is not a readable HDF5 weights file ({err}).") from None
+    with handle:
+        walk(handle, "")
 
 
 def _trusted_module(module: str | None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from labkit import trust
 from labkit._lazy import lazy_import
 from labkit.phases import Phase
 from labkit.registry import recipe
@@ -195,6 +196,7 @@ def build_transfer(input_shape, num_classes, task="classification", *,
     x = custom.VGGPreprocess(name="preprocess")(x)
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(size, size, 3))
     if base_weights:
+        trust.check_weights_file(base_weights, base)  # links, virtual datasets, shape bombs
         base.load_weights(base_weights)
     base.trainable = False
     x = base(x)

@@ -93,8 +93,9 @@ def test_damaged_files_and_old_keras_are_errors(tmp_path, monkeypatch):
     with pytest.raises(LabkitError) as info:
         trust.load_keras(path)
     assert "CVE-2025-1550" in str(info.value)
-    assert str(info.value).endswith("Upgrade: pip install -U 'keras>=3.14'")
-    assert trust.keras_version_ok("3.14.0") and trust.keras_version_ok("3.15.1.dev2026")
+    assert str(info.value).endswith("Upgrade: pip install -U 'keras>=3.15.1'")
+    assert trust.keras_version_ok("3.15.1") and trust.keras_version_ok("3.16.0.dev2026")
+    assert not trust.keras_version_ok("3.14.1") and not trust.keras_version_ok("3.15.0")
     assert not trust.keras_version_ok("3.11.3")
 
 
@@ -195,3 +196,66 @@ def test_explain_file_names_stay_inside_the_output_folder(tmp_path):
     assert output_stem("..evil.png") == "evil"
     assert output_stem("a/b/../c d.jpg") == "c_d"
     assert output_stem("digits.npz[3]") == "digits_npz_3"
+
+
+def _hostile(tmp_path, name, build):
+    import h5py
+
+    path = tmp_path / name
+    with h5py.File(path, "w") as f:
+        build(f)
+    return path
+
+
+def test_hostile_weights_files_are_refused_before_keras_reads_them(notop_weights, tmp_path):
+    """Each file is built with h5py as an attacker would; the link targets do not exist, so a
+    check that followed one would fail otherwise than with the refusal."""
+    import h5py
+
+    good, base = notop_weights
+    trust.check_weights_file(good, base)  # Keras's own notop layout passes
+    kernel = tuple(base.weights[0].shape)
+    largest = max((tuple(w.shape) for w in base.weights), key=lambda shape: np.prod(shape))
+    outside = tmp_path / "elsewhere" / "secrets.h5"
+    source = _hostile(tmp_path, "source.h5", lambda f: f.create_dataset("x", data=np.zeros(4)))
+
+    def virtual(f):
+        layout = h5py.VirtualLayout(shape=(4,), dtype="float64")
+        layout[:] = h5py.VirtualSource(str(source), "x", shape=(4,))
+        f.create_virtual_dataset("block1_conv1/kernel", layout)
+
+    cases = {
+        "external.h5": (lambda f: f.__setitem__("block1_conv1", h5py.ExternalLink(
+            str(outside), "/kernel")), f"/block1_conv1 is a link to '{outside}', another file"),
+        "soft.h5": (lambda f: (f.create_dataset("a", shape=kernel, dtype="float32"),
+                               f.__setitem__("b", h5py.SoftLink("/a"))),
+                    "/b is a soft link (to /a)"),
+        "virtual.h5": (virtual, "/block1_conv1/kernel is a virtual dataset"),
+        "bomb.h5": (lambda f: f.create_dataset("w", shape=(10**6, 10**6), dtype="float32",
+                                                chunks=(1, 1024)),
+                    "/w has shape (1000000, 1000000), which no variable of the model has"),
+        "many.h5": (lambda f: [f.create_dataset(f"w{i}", shape=largest, dtype="float32",
+                                                chunks=True) for i in range(20)],
+                    "it declares over"),
+    }
+    for name, (build, reason) in cases.items():
+        path = _hostile(tmp_path, name, build)
+        assert path.stat().st_size < 2 * 2**20  # small files that declare much
+        with pytest.raises(LabkitError) as info:
+            trust.check_weights_file(path, base)
+        assert str(info.value).startswith(f"{path} is refused as a weights file: ")
+        assert reason in str(info.value), (name, str(info.value))
+    assert not outside.parent.exists()
+
+
+def test_a_hostile_weights_file_stops_the_vgg16_recipe_with_one_error_line(cli, tmp_path):
+    import h5py
+
+    path = tmp_path / "vgg16_notop.h5"
+    with h5py.File(path, "w") as f:
+        f["block1_conv1"] = h5py.ExternalLink("/etc/passwd.h5", "/kernel")
+    result = cli("describe", "vgg16_transfer", "--input-shape", "32x32x3", "--set",
+                 f"weights={path}")
+    assert error_line(result) == (f"Error: {path} is refused as a weights file: /block1_conv1 "
+                                  "is a link to '/etc/passwd.h5', another file. A weights file "
+                                  "holds only the model's own arrays.")
