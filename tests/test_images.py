@@ -202,3 +202,22 @@ def run_prep(run):
     from labkit.data.base import Preprocessing
 
     return Preprocessing.from_dict(run.config["data_spec"]["preprocessing"])
+
+
+@pytest.mark.parametrize(("side", "declared"), [(40, " (40x40)"), (50, "")])
+def test_an_image_past_pillows_bomb_limit_is_refused_with_the_limit_named(
+        tmp_path, cli, monkeypatch, side, declared):
+    """Pillow's limit, lowered so a small file stands in for a bomb: 1 600 pixels is past it
+    (Pillow warns), 2 500 past twice it (Pillow raises); both are one Error line, in training
+    data and in predict's inputs, before anything is decoded."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    root = tmp_path / "pets"
+    write_images(root / "cats", 3, bright=False)
+    write_images(root / "dogs", 3, bright=True)
+    bomb = root / "dogs" / "bomb.png"
+    Image.new("L", (side, side)).save(bomb)
+    expected = (f"Error: {bomb} declares more pixels{declared} than Pillow's decompression-bomb "
+                "limit of 1,000 (PIL.Image.MAX_IMAGE_PIXELS); refused before decoding. Remove "
+                "it, or shrink it first.")
+    assert error_line(cli("data", root)) == expected
+    assert error_line(cli("data", root, "--data-option", "skip_bad=true")) == expected

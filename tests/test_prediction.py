@@ -205,3 +205,13 @@ def test_exports_of_a_folder_run_and_a_csv_run_answer_as_predict_does(image_run,
     for result in export.export(run.path, "all", str(tmp_path / "houses")):
         got = np.asarray(formats.get(result["format"]).load(Path(result["path"]))(features))
         np.testing.assert_allclose(got[:, 0], values, rtol=1e-4, atol=1e-4)
+
+
+def test_an_image_bomb_among_the_inputs_is_refused_before_decoding(image_run, tmp_path, cli,
+                                                                   monkeypatch):
+    run, _ = image_run
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    bomb = tmp_path / "bomb.png"
+    Image.new("RGB", (50, 50)).save(bomb)
+    assert error_line(cli("predict", run.path, bomb)).startswith(
+        f"Error: {bomb} declares more pixels than Pillow's decompression-bomb limit of 1,000")

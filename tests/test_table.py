@@ -190,3 +190,18 @@ def test_the_csv_is_read_once_while_unchanged(houses):
     before = table._read.cache_info().hits
     table.read(str(houses), {"target": "price"})
     assert table._read.cache_info().hits == before + 1
+
+
+def test_huge_csv_files_are_refused_before_they_are_read(tmp_path, cli):
+    big = tmp_path / "big.csv"
+    with open(big, "wb") as f:  # a sparse 10 GiB file: nothing is written, nothing read
+        f.write(b"a,b,y\n")
+        f.truncate(10 * 2**30)
+    assert error_line(cli("data", big, "--target", "y")) == (
+        f"Error: {big} is 10.0 GiB; labkit reads CSV files of up to 1 GiB into memory. Sample "
+        "or split it, or save it as an .npz.")
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(table.MAX_COLUMNS + 5)) + "\n1\n")
+    assert error_line(cli("data", wide, "--target", "c0")) == (
+        f"Error: {wide} has {table.MAX_COLUMNS + 5:,} columns; labkit reads CSV files of up to "
+        f"{table.MAX_COLUMNS:,} columns. Select the columns you need first.")

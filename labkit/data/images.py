@@ -333,14 +333,31 @@ def channel_mismatch(paths: list, channels: int) -> int:
 
 
 def _header(path: Path) -> tuple[tuple[int, int], str] | None:
-    """``((width, height), Pillow mode)`` from the file's header, or None if it is no image."""
+    """``((width, height), Pillow mode)`` from the file's header, or None if it is no image.
+    An image that declares more pixels than Pillow's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``, ~89 million) is a LabkitError naming the file and the
+    limit, before anything is decoded (also with ``skip_bad``: it is not a broken file but a
+    hostile or absurd one)."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as image:
-            return image.size, image.mode
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                size, mode = image.size, image.mode
+    except Image.DecompressionBombError:
+        size, mode = None, None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
+    if limit and (size is None or size[0] * size[1] > limit):
+        declared = f" ({size[1]}x{size[0]})" if size else ""
+        raise LabkitError(f"{path} declares more pixels{declared} than Pillow's "
+                          f"decompression-bomb limit of {limit:,} (PIL.Image.MAX_IMAGE_PIXELS); "
+                          "refused before decoding. Remove it, or shrink it first.")
+    return size, mode
 
 
 def _as_arrays(part):

@@ -36,6 +36,10 @@ np = lazy_import("numpy")  # imported on first use: listing commands never pay f
 
 OPTIONS = ("target", "dropna")
 MAX_CLASSES = 20  # an integer target with more distinct values is a quantity: regression
+# Refused before pandas reads anything: a course's tables are far smaller, and reading a larger
+# one would take several times its size in memory.
+MAX_CSV_BYTES, MAX_COLUMNS = 2**30, 100_000
+HEADER_BYTES = 16 * 2**20  # a header row longer than this is refused without reading on
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,10 @@ def read(name: str, options: dict) -> Table:
     if not isinstance(dropna, bool):
         raise LabkitError(f"dropna is true or false. Received: {dropna!r}")
     stat = os.stat(path)
+    if stat.st_size > MAX_CSV_BYTES:
+        raise LabkitError(f"{name} is {stat.st_size / 2**30:.1f} GiB; labkit reads CSV files of "
+                          f"up to {MAX_CSV_BYTES / 2**30:.0f} GiB into memory. Sample or split "
+                          "it, or save it as an .npz.")
     return _read(str(path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(map(str, targets)),
                  dropna)
 
@@ -128,9 +136,10 @@ def _read(path: str, mtime_ns: int, size: int, targets: tuple[str, ...],
 def sniff(path: str) -> tuple[str, str, str]:
     """``(separator, decimal mark, description)`` of a CSV, from its header row: semicolons
     outside quotes mean R's ``write.csv2`` (and Excel's in comma-decimal locales), with decimal
-    commas; otherwise commas and decimal points."""
+    commas; otherwise commas and decimal points. A header of more than :data:`MAX_COLUMNS`
+    columns is a LabkitError naming the limit."""
     with open(path, encoding="utf-8", errors="replace") as f:
-        header = f.readline()
+        header = f.readline(HEADER_BYTES)
     quoted, semicolons, commas = False, 0, 0
     for char in header:
         if char == '"':
@@ -138,6 +147,11 @@ def sniff(path: str) -> tuple[str, str, str]:
         elif not quoted:
             semicolons += char == ";"
             commas += char == ","
+    columns = max(semicolons, commas) + 1
+    if columns > MAX_COLUMNS or (len(header) >= HEADER_BYTES and not header.endswith("\n")):
+        raise LabkitError(f"{path} has {'over ' if columns <= MAX_COLUMNS else ''}"
+                          f"{max(columns, MAX_COLUMNS + 1):,} columns; labkit reads CSV files of "
+                          f"up to {MAX_COLUMNS:,} columns. Select the columns you need first.")
     if semicolons > commas:
         return ";", ",", "semicolon-separated with decimal commas (R's write.csv2)"
     return ",", ".", "comma-separated"
