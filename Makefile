@@ -7,16 +7,26 @@ LABS_OUT ?= labs
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser test test-slow test-all lint train-digits bench bench-mnist pictures labs labs-check playground bench-playground
+.PHONY: help install install-latest lock browser test test-slow test-all lint train-digits bench bench-mnist pictures labs labs-check playground bench-playground
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-25s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e ".[dev]"
+# The versions last tested (pip freeze of a passing .venv): every student gets the same ones.
+LOCK   := requirements.lock
+
+$(STAMP): pyproject.toml $(LOCK)
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -c $(LOCK) -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install labkit with its dev extra (other targets do it when needed)
+install: $(STAMP) ## create .venv and install labkit with its dev extra, at the locked versions (other targets do it when needed)
+
+install-latest: ## upgrade .venv to the newest releases pyproject.toml allows (to try them; then make test, make lock)
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q --upgrade -e ".[dev]"
+	touch $(STAMP)
+
+lock: ## write requirements.lock from .venv (pip freeze): run after make install-latest and make test pass
+	{ head -2 $(LOCK); $(BIN)/pip freeze --exclude-editable | sort -f; } > $(LOCK).new && mv $(LOCK).new $(LOCK)
 
 test: $(STAMP) ## run the default (fast) test suite, on two processes
 	$(BIN)/pytest -q -n 2

@@ -1,4 +1,5 @@
-"""Installing labkit as the README says prints no setuptools warning box (issue 17)."""
+"""Installing labkit as the README says: no setuptools warning box (issue 17), and a lock that
+pins every dependency within what pyproject.toml allows (issue 30)."""
 
 import subprocess
 import sys
@@ -26,3 +27,42 @@ def test_editable_install_prints_no_warning_box(tmp_path):
                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert where.split() == [str(ROOT / "labkit" / "__init__.py"),
                              str(ROOT / "recipes" / "__init__.py")]
+
+
+def _requirements() -> list[str]:
+    """pyproject.toml's dependencies and those of the extras the dev extra pulls in (not gpu,
+    whose CUDA wheels are for GPU machines)."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted, pending = list(project["dependencies"]), ["dev"]
+    while pending:
+        for requirement in extras[pending.pop()]:
+            own = re.fullmatch(r"labkit\[(.+)\]", requirement)
+            if own:
+                pending += [name.strip() for name in own.group(1).split(",")]
+            else:
+                wanted.append(requirement)
+    return wanted
+
+
+def test_the_lock_pins_every_dependency_within_what_pyproject_allows():
+    """`make install` installs requirements.lock's versions: a dependency added to pyproject
+    and not locked (or locked outside its range) fails here, in CI."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    locked = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            locked[canonicalize_name(name)] = Version(version)
+    for text in _requirements():
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{requirement.name} is in pyproject.toml but not locked: make lock"
+        assert requirement.specifier.contains(locked[name], prereleases=True), (
+            f"requirements.lock has {requirement.name}=={locked[name]}, outside {text!r}")
