@@ -66,3 +66,33 @@ def test_the_lock_pins_every_dependency_within_what_pyproject_allows():
         assert name in locked, f"{requirement.name} is in pyproject.toml but not locked: make lock"
         assert requirement.specifier.contains(locked[name], prereleases=True), (
             f"requirements.lock has {requirement.name}=={locked[name]}, outside {text!r}")
+
+
+def _oldest_python_below_the_floor() -> str | None:
+    """A Python 3.10 on this machine (pyenv's, or on PATH), to show the floor is declared."""
+    import shutil
+
+    for candidate in (Path.home() / ".pyenv" / "versions").glob("3.10.*/bin/python"):
+        return str(candidate)
+    return shutil.which("python3.10")
+
+
+@pytest.mark.slow  # pip builds the metadata in an isolated environment: ~20 s
+def test_python_below_the_floor_is_refused_by_pip_with_the_reason(tmp_path):
+    """Keras >= 3.14 needs Python 3.11, so labkit declares it: on 3.10 pip says so about labkit,
+    not in a resolver error about Keras. (CI installs and tests on 3.11, the floor.)"""
+    import shutil
+
+    python = _oldest_python_below_the_floor()
+    if python is None:
+        pytest.skip("no Python 3.10 on this machine")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for package in ("labkit", "recipes"):
+        shutil.copytree(ROOT / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([python, "-m", "pip", "install", "--dry-run", "--no-deps", "."],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "ERROR: Package 'labkit' requires a different Python: 3.10" in done.stderr
+    assert "not in '>=3.11'" in done.stderr
