@@ -140,7 +140,7 @@ def test_bad_export_options(cli, digits_run, tmp_path, args, line):
 def test_labkit_export_prints_each_check(cli, digits_run, tmp_path):
     result = cli("export", digits_run.path, "--format", "savedmodel", "--output", tmp_path / "s")
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"Exported savedmodel → {tmp_path / 's' / 'savedmodel'} "
+    assert result.stdout.startswith(f"Exported savedmodel → {tmp_path / 's' / 'savedmodel'} "
                                     "(checked on 256 examples, max |difference| ")
 
 
