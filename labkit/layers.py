@@ -122,21 +122,3 @@ class PlaygroundSquaredError(keras.losses.Loss):
     def get_config(self):
         return {**super().get_config(), "classes": self.classes}
 
-
-@keras.saving.register_keras_serializable(package="labkit")
-class StandardizedSquaredError(keras.losses.Loss):
-    """Mean squared error counted in standard deviations of the training targets,
-    ``mean(((y − ŷ) / std)²)``: what a model trained on standardised targets minimises, for one
-    that answers in the targets' units (1 is the error of always predicting the mean)."""
-
-    def __init__(self, std=(1.0,), name: str = "standardized_squared_error", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.std = [float(s) for s in std]
-
-    def call(self, y_true, y_pred):
-        y_true = ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
-        scale = ops.convert_to_tensor(self.std, dtype=y_pred.dtype)
-        return ops.mean(ops.square((y_pred - y_true) / scale), axis=-1)
-
-    def get_config(self):
-        return {**super().get_config(), "std": self.std}

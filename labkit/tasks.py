@@ -70,12 +70,14 @@ def metric_objects(task: str) -> list:
 
 
 def compile_for(model, optimizer, task: str = "classification", loss=None,
-                steps_per_execution: int = 1):
+                steps_per_execution: int = 1, loss_weight: float | None = None):
     """Compile ``model`` with ``optimizer`` and ``task``'s loss and metrics; returns the model.
     ``loss`` replaces the task's (a recipe's own, e.g. the playground's exact mode); history.csv
-    still calls it ``loss``. ``steps_per_execution``: training steps per compiled call."""
+    still calls it ``loss``. ``steps_per_execution``: training steps per compiled call;
+    ``loss_weight``: a factor on the loss (a regression's 1 / target variance)."""
     model.compile(optimizer=optimizer, loss=loss or get(task).loss, metrics=metric_objects(task),
-                  steps_per_execution=steps_per_execution)
+                  steps_per_execution=steps_per_execution,
+                  loss_weights=[loss_weight] if loss_weight is not None else None)
     return model
 
 

@@ -385,7 +385,8 @@ def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
     if saved is not model:  # compiled too, so `evaluate` works on the loaded file
         optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
         tasks.compile_for(saved, optimizer, loaded.spec.task,
-                          training_loss(prepared.config, loaded.spec))
+                          recipe_loss(prepared.config, loaded.spec.task),
+                          loss_weight=target_weight(prepared.config, loaded.spec))
         optimizer.build(saved.trainable_variables)
     with files.atomic_path(run.file(layout.MODEL)) as tmp:
         saved.save(tmp)
@@ -466,8 +467,8 @@ def compile_model(model, config: TrainConfig, spec: data.DatasetSpec,
     training steps per compiled call."""
     optimizer = optim.make(config.optimizer, learning_rate or config.learning_rate,
                            config.optimizer_params, config.schedule, steps_per_epoch, model)
-    tasks.compile_for(model, optimizer, spec.task, training_loss(config, spec),
-                      steps_per_call)
+    tasks.compile_for(model, optimizer, spec.task, recipe_loss(config, spec.task),
+                      steps_per_call, target_weight(config, spec))
 
 
 def steps_per_execution(setting: int | str, steps_per_epoch: int, step_weights: int) -> int:
@@ -488,16 +489,14 @@ def steps_per_execution(setting: int | str, steps_per_epoch: int, step_weights: 
 AUTO_STEP_WEIGHTS, AUTO_STEPS = 16 * 200_000, 16
 
 
-def training_loss(config: TrainConfig, spec: data.DatasetSpec):
-    """The loss this run minimises when it is not its task's: the recipe's own for these
-    hyperparameters (see ``registry.recipe``), the squared error in target standard
-    deviations for a regression model in target units, or None."""
-    own = recipe_loss(config, spec.task)
-    if own is None and scales_targets(config, spec):
-        from labkit.layers import StandardizedSquaredError
-
-        return StandardizedSquaredError(spec.target_std)
-    return own
+def target_weight(config: TrainConfig, spec: data.DatasetSpec) -> float | None:
+    """For a regression model in target units (:func:`in_target_units`): the factor on its mean
+    squared error, 1 / the training targets' variance (their mean variance for several), so the
+    loss is counted in target standard deviations, as training on standardised targets would
+    count it, with Keras's own loss (the model files load without labkit). None otherwise."""
+    if not scales_targets(config, spec):
+        return None
+    return float(1 / np.mean(np.square(spec.target_std)))
 
 
 def recipe_loss(config: TrainConfig, task: str):

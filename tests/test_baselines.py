@@ -54,6 +54,12 @@ def test_a_regression_csv_on_the_defaults_is_as_good_as_ridge(tmp_path):
     assert labkit.runs.unwrap(run.model).layers[-1].name == training.TARGET_UNITS
     # the loss is counted in target standard deviations: predicting the mean scores 1
     assert run.history["loss"].iloc[0] < 2 and run.history["val_loss"].iloc[-1] < 1
+    # with Keras's own loss and a weight, so the model files load without labkit
+    import zipfile
+
+    for name in ("model.keras", "last.keras"):
+        with zipfile.ZipFile(run.file(name)) as archive:
+            assert "labkit" not in archive.read("config.json").decode()
 
 
 def test_an_integer_target_trains_as_regression_when_asked(tmp_path):
