@@ -43,23 +43,37 @@ def exit_code(err: BaseException) -> int:
 
 
 @contextlib.contextmanager
+def _handled(handler, signals=SIGNALS) -> Iterator[None]:
+    """``handler`` for ``signals`` while inside (a signal ignored on entry, as under ``nohup``,
+    stays ignored), the previous handlers restored after. Main thread only."""
+    previous = {}
+    for signum in signals:
+        current = signal.getsignal(signum)
+        if current is not signal.SIG_IGN:
+            previous[signum] = current
+            signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, current in previous.items():
+            # None: a handler not installed from Python; the default is the nearest we can restore
+            signal.signal(signum, current if current is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """While inside, in the main thread: SIGTERM raises :class:`Terminated` wherever the
     program is (importing TensorFlow, say) instead of ending it without a word; the previous
     handler is restored after. A command line wraps every command in it."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
         raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
+    with _handled(handler, (signal.SIGTERM,)):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -77,18 +91,8 @@ def stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.E
         stop.set()
         raise interruption(signum)
 
-    previous = {}
-    for signum in SIGNALS:
-        current = signal.getsignal(signum)
-        if current is not signal.SIG_IGN:
-            previous[signum] = current
-            signal.signal(signum, handler)
-    try:
+    with _handled(handler):
         yield stop
-    finally:
-        for signum, current in previous.items():
-            # None: a handler not installed from Python; the default is the nearest we can restore
-            signal.signal(signum, current if current is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -106,16 +110,7 @@ def kept_interrupts() -> Iterator[None]:
         received.append(signum)
         raise interruption(signum)
 
-    previous = {}
-    for signum in SIGNALS:
-        current = signal.getsignal(signum)
-        if current is not signal.SIG_IGN:
-            previous[signum] = current
-            signal.signal(signum, handler)
-    try:
+    with _handled(handler):
         yield
-    finally:
-        for signum, current in previous.items():
-            signal.signal(signum, current if current is not None else signal.SIG_DFL)
     if received:
         raise interruption(received[0])
