@@ -16,6 +16,7 @@ is cheap: TensorFlow loads only when a model is built or trained.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from labkit.runs import Run
 
 __all__ = ["__version__", "build", "compare", "evaluate", "get_recipe", "list_recipes",
-           "load_run", "predict", "sweep", "train"]
+           "load_run", "predict", "quiet_tensorflow", "sweep", "train"]
 
 _SUBMODULES = {"augment", "callbacks", "checkpoint", "comparison", "config", "data", "describe",
                "devices", "evaluation", "export", "explain", "formats", "interrupts", "labs",
@@ -46,13 +47,17 @@ def __getattr__(name: str):
 
 
 def train(recipe: str | None = None, *, config: str | os.PathLike | None = None, echo=print,
-          stop: threading.Event | None = None, **options: Any) -> Run:
+          stop: threading.Event | None = None, resume: str | os.PathLike | None = None,
+          **options: Any) -> Run:
     """Train ``recipe`` as ``labkit train`` does and return its run directory.
 
     Args:
         recipe: a recipe name (see :func:`list_recipes`); may come from ``config`` instead.
+        resume: an interrupted run's directory: continue it from its last finished epoch with
+            its saved config (``labkit train --resume``); no recipe, config or options then.
         config: a JSON or YAML config file (a run's config.json reruns it); ``options`` override.
-        echo: where the run's messages go (``print``; ``lambda _: None`` for silence).
+        echo: where the run's messages go (``print``); None: nowhere, Keras's per-epoch
+            lines included (a loop of runs in a notebook).
         stop: a ``threading.Event``; setting it (from another thread, a timer, a button's
             callback) stops training at the next epoch boundary, the finished epochs saved.
             Ctrl-C (a notebook's interrupt) stops it too; the process's own Ctrl-C handling
@@ -67,17 +72,47 @@ def train(recipe: str | None = None, *, config: str | os.PathLike | None = None,
     Raises:
         labkit.errors.LabkitError: a bad option, before anything is written.
         labkit.training.Interrupted: on Ctrl-C or ``stop``, after saving what finished; its
-            ``run`` continues with ``labkit.training.resume(err.run.path)``.
+            ``run`` continues with ``labkit.train(resume=err.run.path)``.
     """
     from labkit._startup import import_tensorflow
     from labkit.interrupts import stop_on_signals
 
-    resolved = _config(recipe, config, options)
+    if resume is not None:
+        given = [name for name, value in (("recipe", recipe), ("config", config))
+                 if value is not None] + sorted(options)
+        if given:
+            from labkit.errors import LabkitError
+
+            raise LabkitError("resume continues a run with its saved config; drop "
+                              f"{', '.join(given)}.")
+    else:
+        resolved = _config(recipe, config, options)
     import_tensorflow()  # quietly, as the CLI does
     from labkit import training
 
-    with stop_on_signals(stop) as stop:
-        return training.train(resolved, echo, stop)
+    with stop_on_signals(stop) as stop, _silenced(echo is None):
+        echo = echo or (lambda line: None)
+        return training.resume(resume, echo, stop) if resume is not None \
+            else training.train(resolved, echo, stop)
+
+
+@contextlib.contextmanager
+def _silenced(silent: bool):
+    """While inside, if ``silent``: standard output goes nowhere (Keras's progress lines)."""
+    if not silent:
+        yield
+        return
+    with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere):
+        yield
+
+
+def quiet_tensorflow():
+    """Start TensorFlow now, with its C++ start-up notices hidden, and return it (None on
+    another Keras backend). labkit's own calls do this; call it first in a notebook or script
+    that imports Keras itself: an ``import keras`` after it prints nothing."""
+    from labkit._startup import import_tensorflow
+
+    return import_tensorflow()
 
 
 def _config(recipe, config, options: dict[str, Any], ignore: tuple[str, ...] = ()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import sys
 import tempfile
@@ -24,11 +25,38 @@ def import_tensorflow():
     Keras backend (``KERAS_BACKEND=jax``) None is returned, TensorFlow imported (quietly) only
     if it is installed: training on in-memory data needs none there."""
     if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    from labkit.interrupts import kept_interrupts
+        tf = sys.modules["tensorflow"]
+    else:
+        from labkit.interrupts import kept_interrupts
 
-    with kept_interrupts():  # a Ctrl-C can land in a gc callback of JAX's import and be lost
-        return _import_quietly()
+        with kept_interrupts():  # a Ctrl-C can land in a gc callback of JAX's import and be lost
+            tf = _import_quietly()
+    quiet_python_logging()
+    return tf
+
+
+class _Expected(logging.Filter):
+    """Drops what TensorFlow's Python logger says that is not news to a labkit user: INFO
+    records (TensorFlow turns them on in interactive sessions, so a notebook showed "Assets
+    written to …" on every export) and the "triggered tf.function retracing" warning about the
+    functions Keras's trainer makes for each model, or the playground's per-model steps: labkit
+    builds a new model per run, evaluation or export, and each traces once, as it must. Other
+    warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return False
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and
+                    ("TensorFlowTrainer.make_" in message or "<function _compiled_" in message))
+
+
+def quiet_python_logging() -> None:
+    """Install :class:`_Expected` on TensorFlow's Python logger, once (its C++ start-up lines
+    are :func:`import_tensorflow`'s)."""
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _Expected) for f in logger.filters):
+        logger.addFilter(_Expected())
 
 
 def _import_quietly():

@@ -3,6 +3,8 @@ notebook's backend is never switched and no screen is needed) and written atomic
 
 from __future__ import annotations
 
+import functools
+import io
 from pathlib import Path
 
 from labkit._lazy import lazy_import
@@ -16,11 +18,26 @@ GRID_LIMIT, GRID_SIZE = 6.0, 100  # the Playground's [-6, 6]², 100 × 100
 PLAYGROUND_COLOURS = ["#f59322", "#e8eaeb", "#0877bd"]  # orange (−1) → white → blue (+1)
 
 
-def figure(ncols: int = 1, nrows: int = 1, size=(4.5, 3.6)):
-    """A Figure with a ``nrows`` × ``ncols`` grid of axes, each ``size`` inches: ``(fig, axes)``."""
+@functools.cache
+def _shown_figure():
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows))
+    class ShownFigure(Figure):
+        """A Figure that a notebook (Jupyter, VS Code, IPython) draws inline by itself, as
+        PNG: no pyplot, no ``plt.show()``, no backend switched."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=100, bbox_inches="tight", pad_inches=0.1)
+            return buffer.getvalue()
+
+    return ShownFigure
+
+
+def figure(ncols: int = 1, nrows: int = 1, size=(4.5, 3.6)):
+    """A Figure with a ``nrows`` × ``ncols`` grid of axes, each ``size`` inches: ``(fig, axes)``.
+    Returned to a notebook, the figure shows inline."""
+    fig = _shown_figure()(figsize=(size[0] * ncols, size[1] * nrows))
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 

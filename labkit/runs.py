@@ -136,8 +136,15 @@ class Run:
 
     @functools.cached_property
     def model(self):
-        """The trained model (``model.keras``), loaded once."""
+        """The trained model (``model.keras``), loaded once: what ``predict`` runs, raw
+        inputs in (images as stored, features as in the CSV)."""
         return load_model(self)
+
+    @property
+    def network(self):
+        """The recipe's network inside :attr:`model`, after the input preprocessing labkit
+        adds: its layers have the recipe's names (``network.get_layer("fc1")``)."""
+        return unwrap(self.model)
 
     def plot(self):
         """The learning curves as a matplotlib Figure (a notebook shows it inline)."""

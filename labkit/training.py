@@ -61,19 +61,27 @@ class StoppedByFault(LabkitError):
 
 class Interrupted(Exception):
     """Training stopped by Ctrl-C, SIGTERM or a stop event; the finished epochs are saved in
-    ``run``."""
+    ``run``. Its text says what was kept and the call that continues it; a notebook shows
+    that text alone, without a traceback (IPython's ``_render_traceback_``)."""
 
     def __init__(self, run: runs.Run, exit_code: int = 130) -> None:
         super().__init__("interrupted")
         self.run = run
         self.exit_code = exit_code  # 130 after Ctrl-C, 143 after SIGTERM (as a shell counts)
 
+    def __str__(self) -> str:
+        return interrupted_message(self.run, python=True)
 
-def interrupted_message(run: runs.Run) -> str:
+    def _render_traceback_(self) -> list[str]:
+        return str(self).splitlines()
+
+
+def interrupted_message(run: runs.Run, python: bool = False) -> str:
     """What an interrupted run keeps, read from its checkpoint (what ``--resume`` starts
-    from), and the command that continues it."""
+    from), and the command (``python``: the call) that continues it."""
     kept = checkpoint.saved_epochs(run.file(layout.LAST))
-    resume = f"Resume with: labkit train --resume {run.path}"
+    resume = f"Resume with: labkit.train(resume={str(run.path)!r})" if python else \
+        f"Resume with: labkit train --resume {run.path}"
     if kept == 0:
         return (f"Interrupted before the first epoch ended; {run.path} holds no trained epoch "
                 f"yet.\n{resume}")

@@ -37,6 +37,13 @@ def builder_for(name: str, data_dir: str | None = None):
                           f"{did_you_mean(tfds_name, tfds.list_builders())}") from None
 
 
+def prepared(name: str, data_dir: str | None = None) -> bool:
+    """Whether TFDS dataset ``name`` (``mnist`` or ``tfds:NAME``) is prepared in the data
+    directory, so it loads without a download: how a notebook picks MNIST over the bundled
+    digits when the student has it."""
+    return bool(builder_for(name, data_dir).is_prepared())
+
+
 def spec_of(name: str, builder, task: str | None = None, image_size=None) -> DatasetSpec:
     """The spec of a supervised image dataset from its TFDS info. ``task`` None: binary for two
     classes (as the R lab's cats vs dogs), else classification. ``image_size`` (``"150x150"``)

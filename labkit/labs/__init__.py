@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from labkit import files, lecture
@@ -54,9 +54,10 @@ class Outcome:
     from them, and whether it was the quick version (which decides how the finding reads)."""
 
     name: str
-    frame: pd.DataFrame
-    finding: Finding
+    frame: pd.DataFrame = field(repr=False)
+    finding: Finding = field(repr=False)
     quick: bool = False
+    picture: Path | None = None  # the lab's PNG, as written
 
     @property
     def holds(self) -> bool:
@@ -66,6 +67,20 @@ class Outcome:
     def verdict(self) -> str:
         """The verdict line, e.g. ``"momentum: …; margin: … — claim holds"``."""
         return f"{self.name}: {self.finding.verdict(self.quick)}"
+
+    def __str__(self) -> str:
+        return self.verdict
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the verdict over the lab's picture."""
+        import base64
+        import html
+
+        shown = f"<p><b>{html.escape(self.verdict)}</b></p>"
+        if self.picture is not None and self.picture.is_file():
+            data = base64.b64encode(self.picture.read_bytes()).decode("ascii")
+            shown += f'<img src="data:image/png;base64,{data}" alt="{html.escape(self.name)}">'
+        return shown
 
 
 @dataclass(frozen=True)
@@ -109,8 +124,8 @@ def run(name: str, quick: bool = False, out: str | Path | None = None,
     csv = out / f"{name}.csv"
     files.write_text(csv, measured.to_csv(index=False))
     frame = pd.read_csv(csv)  # verdict and plot see exactly what the CSV holds
-    outcome = Outcome(name, frame, finding_of(name, frame), quick)
-    lab.plot(frame, out / f"{name}.png")
+    outcome = Outcome(name, frame, finding_of(name, frame), quick, out / f"{name}.png")
+    lab.plot(frame, outcome.picture)
     files.write_text(out / "verdict.txt", outcome.verdict + "\n")
     return outcome
 

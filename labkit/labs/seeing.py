@@ -82,7 +82,7 @@ def what_convnets_see(quick: bool, seed: int) -> pd.DataFrame:
     keras.utils.set_random_seed(seed)
     model = compiled(build("cnn", num_classes=4, input_shape=(SIZE, SIZE, 1), filters=[8, 16]))
     train = pipeline.training_batches((x[n_test:], y[n_test:]), 32, seed=seed)
-    model.fit(train, epochs=4 if quick else 8, verbose=0)
+    model.fit(train, epochs=4 if quick else 8, verbose=0, shuffle=False)  # batches reshuffle
     maps, _, predicted = explain.gradcam(model, x[:n_test])  # the last conv layer
     rows = []
     half = SIZE // 2

@@ -15,13 +15,13 @@ Nothing here touches files: exports are strings the page offers as downloads.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from labkit import optim, plots
 from labkit._lazy import lazy_import
+from labkit._startup import quiet_python_logging
 from labkit.data import playground_sets
 from labkit.errors import LabkitError
 
@@ -194,7 +194,7 @@ class Session:
         self.history: list[dict[str, float]] = []
         self.best = (math.inf, 0, None)  # early stopping: val loss, epoch, weights
         self.stopped = ""  # why training stopped by itself (early stopping, a diverged loss)
-        _quiet_expected_retracing()
+        quiet_python_logging()
         self._step = _compiled_steps(self.model, self.loss)
         self._probe = _compiled_probe(self.model)
         self._evaluate = _compiled_losses(self.model, self.loss, {
@@ -397,24 +397,6 @@ def _grid(n: int) -> np.ndarray:
     axis = np.linspace(-DOMAIN, DOMAIN, n, dtype="float32")
     x1, x2 = np.meshgrid(axis, axis[::-1])
     return np.stack([x1.ravel(), x2.ravel()], axis=1)
-
-
-class _ExpectedRetracing(logging.Filter):
-    """Drops TensorFlow's "N out of the last N calls to <function _compiled_…> triggered
-    tf.function retracing" warning: every settings change builds a new model, whose compiled
-    functions are new and trace once, as they must. Other retracing warnings pass."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not ("triggered tf.function retracing" in message and
-                    "<function _compiled_" in message)
-
-
-def _quiet_expected_retracing() -> None:
-    """Install :class:`_ExpectedRetracing` on TensorFlow's logger, once."""
-    logger = logging.getLogger("tensorflow")
-    if not any(isinstance(f, _ExpectedRetracing) for f in logger.filters):
-        logger.addFilter(_ExpectedRetracing())
 
 
 def _compiled_steps(model, loss):
