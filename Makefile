@@ -7,7 +7,7 @@ LABS_OUT ?= labs
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-latest lock browser test test-slow test-all lint train-digits bench bench-mnist pictures labs labs-check playground bench-playground
+.PHONY: help install install-latest lock browser test test-slow test-all lint train-digits bench bench-mnist pictures notebooks labs labs-check playground bench-playground
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-25s %s\n", $$1, $$2}'
@@ -62,7 +62,7 @@ playground: $(STAMP) ## the TensorFlow Playground page on http://127.0.0.1:8765/
 bench-mnist: $(STAMP) ## labkit vs the keras-io MNIST convnet script at MNIST scale (~10 min)
 	$(BIN)/python bench/bench_mnist.py
 
-pictures: $(STAMP) browser ## the README's pictures (docs/pictures/): explain on a cnn trained on bundled digits, the playground page
+pictures: $(STAMP) browser ## the README's pictures (docs/pictures/): explain on a cnn trained on bundled digits, the playground page, a notebook
 	rm -rf /tmp/labkit-pictures && mkdir -p /tmp/labkit-pictures
 	$(BIN)/python -c "import numpy as np; from sklearn.datasets import load_digits; np.savez('/tmp/labkit-pictures/digits.npz', x=load_digits().images[-8:].astype('uint8'))"
 	$(BIN)/labkit train cnn --dataset digits --epochs 15 --runs-dir /tmp/labkit-pictures --name cnn
@@ -71,6 +71,11 @@ pictures: $(STAMP) browser ## the README's pictures (docs/pictures/): explain on
 	$(BIN)/labkit explain /tmp/labkit-pictures/cnn --method filters --layer block2_conv --out docs/pictures
 	LABKIT_ARTIFACTS=/tmp/labkit-pictures $(BIN)/pytest -q -m slow tests/test_playground_browser.py
 	cp /tmp/labkit-pictures/playground.png docs/pictures/playground.png
+	LABKIT_ARTIFACTS=/tmp/labkit-pictures $(BIN)/pytest -q -m slow tests/test_notebooks.py -k "top_to_bottom and optimisation"
+	cp /tmp/labkit-pictures/notebook.png docs/pictures/notebook.png
+
+notebooks: $(STAMP) ## build the course's notebooks (labkit/notebooks/*.ipynb) from their percent scripts
+	$(BIN)/python -m labkit.notebooks
 
 labs: $(STAMP) ## run every lab, full versions (about 15 min on 2 cores); results in labs/ (LABS_OUT)
 	$(BIN)/labkit lab run all --out $(LABS_OUT)

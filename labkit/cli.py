@@ -874,6 +874,33 @@ def lab_run(name, quick, out, seed, seeds):
 
 
 @main.command()
+@click.argument("names", nargs=-1)
+@click.option("--out", default=".", show_default=True, help="Folder to write the notebooks to.")
+@click.option("--force", is_flag=True, help="Replace a notebook of the same name in --out.")
+def notebook(names, out, force):
+    """Write the course's Jupyter notebooks NAMES (or all) to --out; without NAMES, list them.
+
+    One notebook per part of the lecture (optimisation, regularisation, convolution), your own
+    data end to end, and the R lab beside Python; each runs top to bottom offline.
+
+    \b
+    Example:
+      labkit notebook
+      labkit notebook optimisation --out course
+      labkit notebook all --out course
+    """
+    from labkit import notebooks
+
+    if not names:
+        for name, entry in notebooks.NOTEBOOKS.items():
+            click.echo(f"{name:<15} {entry.title}")
+        return
+    for path in notebooks.write(list(names), out, force=force):
+        click.echo(f"Wrote {path}")
+    click.echo("Open with: jupyter lab (or VS Code, or upload to Colab)")
+
+
+@main.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port on 127.0.0.1 (0: any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in your browser.")

@@ -21,7 +21,7 @@ def test_version(cli):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["recipes"], ["data"], ["lab", "list"],
-                                  ["describe", "cnn", "--set", "filters=[8,16]"]])
+                                  ["notebook"], ["describe", "cnn", "--set", "filters=[8,16]"]])
 def test_listing_commands_do_not_import_tensorflow(args):
     """…and describe loads Keras on its numpy backend without leaving KERAS_BACKEND set for
     the caller and its child processes."""

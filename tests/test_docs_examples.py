@@ -39,6 +39,8 @@ NOT_HERE = {
     "bash bench/gpu.sh": "needs an NVIDIA GPU (docs: Speed and scale)",
     "make pictures": "rewrites docs/pictures/ in the checkout; run by hand when they change",
     "make labs-check": "every full lab for 3 seeds: about 40 min (docs/labs.md has its table)",
+    "pip install jupyterlab": "installs JupyterLab and serves it until stopped; "
+                              "tests/test_notebooks.py executes every notebook in a kernel",
 }
 
 # Commands that serve until Ctrl-C: started, asked for their page, then sent SIGINT.
@@ -49,6 +51,8 @@ SERVES = ("labkit playground", "make playground")
 EXPECT = {
     "labkit --version": [("out", r"labkit, version \d+\.\d+")],
     "labkit recipes": [("out", r"cnn\s")],
+    "labkit notebook all --out course": [("file", "course/5-r-to-python.ipynb")],
+    "labkit notebook own-data --out course": [("file", "course/4-own-data.ipynb")],
     "labkit data houses.npz": [("out", r"regression")],
     "labkit data cats_and_dogs": [("out", r"binary"), ("out", r"cats")],
     "labkit describe cnn --input-shape 150x150x3": [("out", r"Parameters: 3,453,121")],
