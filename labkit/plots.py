@@ -81,7 +81,7 @@ def curves_figure(history: pd.DataFrame, title: str | None = None):
         ax.set(xlabel="epoch", ylabel=shown, title=shown,
                yscale="log" if metric == LEARNING_RATE else "linear")
         ax.grid(alpha=0.3)
-        _integer_epochs(ax)
+        integer_epochs(ax)
         ax.legend()
     if title:
         fig.suptitle(title)
@@ -235,7 +235,8 @@ def top_losses(images, titles: list[str], path: str | Path, columns: int = 3) ->
     save(fig, path)
 
 
-def _integer_epochs(ax) -> None:
+def integer_epochs(ax) -> None:
+    """Whole numbers only on ``ax``'s x axis (epochs, steps)."""
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -267,7 +268,7 @@ def compare_figure(curves: list[tuple[str, pd.DataFrame]], metric: str):
                     label=None if f"val_{metric}" in history else label, markersize=3)
     ax.set(xlabel="epoch", ylabel=metric,
            title=f"{metric}: validation (solid), training (dashed)")
-    _integer_epochs(ax)
+    integer_epochs(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from labkit import lecture
 from labkit._lazy import lazy_import
-from labkit.plots import figure, save  # noqa: F401  re-exported for the lab modules
+from labkit.plots import figure, integer_epochs, save  # noqa: F401  re-exported for the lab modules
 
 np = lazy_import("numpy")
 pd = lazy_import("pandas")
@@ -284,6 +284,7 @@ def curves(ax, frame: pd.DataFrame, group: str, y: str, *, title: str = "", log:
         named = shown_value(key) if isinstance(key, str) else f"{group} {shown_value(key)}"
         ax.plot(part[x], part[y], label=named, color=colour[key])
     ax.set(xlabel=x, ylabel=y, title=title or y, yscale="log" if log else "linear")
+    integer_epochs(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 
