@@ -11,8 +11,8 @@
 # version, whose numbers `docs/labs.md` quotes.
 #
 # Runs are written to `runs/` and labs to `labs/` beside this notebook. Running a training cell
-# again makes a second run directory (`…-2`), never an error. To stop a long training, interrupt
-# the kernel (■): it stops at the end of the running epoch, keeps every finished epoch, and the
+# again makes a new run directory, never an error. To stop a long training, interrupt the kernel
+# (■): it stops at once, keeps every finished epoch (the running one is dropped), and the
 # message says the call that continues it, `labkit.train(resume="runs/…")`.
 
 # %%
