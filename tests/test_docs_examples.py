@@ -39,8 +39,6 @@ NOT_HERE = {
     "bash bench/gpu.sh": "needs an NVIDIA GPU (docs: Speed and scale)",
     "make pictures": "rewrites docs/pictures/ in the checkout; run by hand when they change",
     "make labs-check": "every full lab for 3 seeds: about 40 min (docs/labs.md has its table)",
-    "pip install jupyterlab": "installs JupyterLab and serves it until stopped; "
-                              "tests/test_notebooks.py executes every notebook in a kernel",
 }
 
 # Commands that serve until Ctrl-C: started, asked for their page, then sent SIGINT.
