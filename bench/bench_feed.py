@@ -13,26 +13,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import keras
 import numpy as np
+from bench_train import EpochClock  # bench/ is the script's folder, first on sys.path
 
 from labkit.data.batches import ArrayBatches
 
 TRAIN, VALIDATION = 54_000, 6_000
-
-
-class EpochTimes(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
 
 
 def convnet() -> keras.Model:
@@ -62,7 +50,7 @@ def main() -> None:
     print(f"Keras {keras.__version__} on {keras.backend.backend()}")
     for name, feed in [*feeds.items(), *feeds.items()]:  # twice, interleaved
         keras.utils.set_random_seed(0)
-        times = EpochTimes()
+        times = EpochClock()
         fed = feed()
         extra = {"batch_size": 128} if len(fed) == 2 else {}
         convnet().fit(*fed, epochs=args.epochs, validation_data=validation, callbacks=[times],

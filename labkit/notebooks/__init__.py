@@ -74,8 +74,10 @@ def write(names: list[str], out: str | Path, force: bool = False) -> list[Path]:
     targets = [out / n.packaged.name for n in chosen]
     kept = [str(t) for t in targets if t.exists()]
     if kept and not force:
-        raise LabkitError(f"{', '.join(kept)} already exists (your work?); pass --force to "
-                          "replace it, or another --out.")
+        one = len(kept) == 1
+        raise LabkitError(f"{', '.join(kept)} already {'exists' if one else 'exist'} (your "
+                          f"work?); pass --force to replace {'it' if one else 'them'}, or "
+                          "another --out.")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
