@@ -9,6 +9,7 @@ import math
 import statistics
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,10 +71,12 @@ class RunRecorder(keras.callbacks.Callback):
     """Keeps the run directory current as epochs end.
 
     Per epoch, in this order: history.csv (a row with the epoch's learning rate and metrics) and
-    metrics.json; best.keras when the monitored metric improved; last.keras with the state to
-    resume from (best.keras is a copy of that same file). A kill between two writes loses at
-    most the epoch being written, and resume drops history rows past last.keras's epoch, so
-    history never has gaps or duplicates.
+    metrics.json; then, on the :class:`~labkit.checkpoint.Writer`'s thread while the next epoch
+    trains, best.keras when the monitored metric improved and last.keras with the state to
+    resume from (best.keras is a copy of that same file; the next checkpoint waits for it). A
+    kill loses the running epoch, and the one before it only in the milliseconds its checkpoint
+    is being written; resume drops history rows past last.keras's epoch, so history never has
+    gaps or duplicates. A checkpoint that fails stops training at the next epoch boundary.
 
     A loss that is not finite, or above ``divergence_factor`` times the first epoch's (the
     lecture's exploding gradients), marks the run diverged and stops training.
@@ -93,7 +96,8 @@ class RunRecorder(keras.callbacks.Callback):
         state = state or {}
         self.run, self.full_model, self.monitor = run, model, monitor
         self.rows: list[dict] = list(rows)
-        self.saved_epochs = len(self.rows)  # epochs that last.keras holds
+        self.writer = checkpoint.Writer()  # writes last.keras while the next epoch trains
+        self._resumed_epochs = len(self.rows)  # what last.keras held when this session began
         self.best = state.get("best") or {"epoch": None, "value": None}
         self.with_phase = with_phase
         self.divergence_factor = divergence_factor
@@ -104,13 +108,15 @@ class RunRecorder(keras.callbacks.Callback):
         self._controls: list = []
         self._learning_rate = float("nan")  # the rate the current epoch started with
         self._epoch_start = time.perf_counter()
+        self._saved_state: dict | None = None  # what last.keras holds, as written this session
 
     def start_phase(self, index: int, name: str, planned: int, done: int, controls: list) -> None:
         self.phase = PhaseProgress(index, name, planned, done)
         self._controls = controls
 
     def end_phase(self) -> None:
-        """After a phase's fit: note early stopping, save the (maybe restored) final weights."""
+        """After a phase's fit: note early stopping, save the (maybe restored) final weights
+        (unless the last epoch's checkpoint holds them already)."""
         for control in self._controls:
             if isinstance(control, EarlyStopping) and control.stopped_epoch:
                 self.stopped_epoch = control.stopped_epoch + 1
@@ -119,8 +125,15 @@ class RunRecorder(keras.callbacks.Callback):
         self.phase.done = self.phase.planned  # finished, early or not
         self._checkpoint()
 
+    @property
+    def saved_epochs(self) -> int:
+        """The epochs last.keras holds on the disk (a checkpoint being written not yet)."""
+        written = self.writer.state
+        return written["epoch"] if written is not None else self._resumed_epochs
+
     def on_epoch_begin(self, epoch, logs=None):
         self._stop_if_requested()
+        self.writer.check()  # a checkpoint that failed stops the run here
         self._learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self._epoch_start = time.perf_counter()
 
@@ -176,17 +189,20 @@ class RunRecorder(keras.callbacks.Callback):
                  "restored_epoch": self.restored_epoch,
                  "controls": {type(c).__name__: c.state() for c in self._controls
                               if isinstance(c, _Resumable)}}
+        if state == self._saved_state and not best:  # the end of a phase that changed nothing
+            return
         best_weights = stopping.best_weights if stopping is not None else None
-        checkpoint.save(self.full_model, self.run.file(layout.LAST), state,
-                        optimizer=getattr(self.model, "optimizer", None),
-                        best_weights=best_weights,
-                        also=(self.run.file(layout.BEST),) if best else ())
-        self.saved_epochs = len(self.rows)
+        self.writer.save(self.full_model, self.run.file(layout.LAST), state,
+                         optimizer=getattr(self.model, "optimizer", None),
+                         best_weights=best_weights,
+                         also=(self.run.file(layout.BEST),) if best else ())
+        self._saved_state = state
 
     def interrupted(self) -> int:
         """After Ctrl-C or a stop: keep exactly the epochs last.keras holds (an interrupt can
         land between an epoch's history row and its checkpoint), record ``interrupted``, plot
         the curves; the epochs kept."""
+        self.writer.close()  # the checkpoint being written is finished first
         kept = checkpoint.saved_epochs(self.run.file(layout.LAST))
         del self.rows[kept:]
         self.finish("interrupted")
@@ -195,6 +211,7 @@ class RunRecorder(keras.callbacks.Callback):
     def stop_at_checkpoint(self, reason: str) -> int:
         """After a fault: forget the epochs after the last checkpoint, record ``interrupted``
         with ``reason`` if that small write can still be made; the epochs kept."""
+        self.writer.close()
         del self.rows[self.saved_epochs:]
         with contextlib.suppress(LabkitError):  # on a full disk even this may fail
             self._write("interrupted", {"reason": reason})
@@ -212,12 +229,33 @@ class RunRecorder(keras.callbacks.Callback):
         files.write_json(self.run.file(layout.METRICS), metrics)
         return history
 
-    def finish(self, status: str, extra: dict | None = None) -> None:
-        """Write the final history and metrics with ``status``; plot the curves."""
-        history = self._write(status, extra)
+    def finish(self, status: str, extra: dict | None = None, plot: bool = True) -> None:
+        """Write the final history and metrics with ``status``; plot the curves (unless
+        ``plot`` is False: :meth:`curves_meanwhile` drew them). The last checkpoint is on the
+        disk first (a fault writing it is raised here)."""
+        self.writer.wait()
+        self.writer.close()
+        self._write(status, extra)
+        if plot:
+            self._plot()
+
+    @contextlib.contextmanager
+    def curves_meanwhile(self):
+        """Draw curves.png in a background thread while the block runs (the final test pass,
+        whose compiled work leaves the interpreter free): the ~0.3 s matplotlib takes is hidden.
+        Nothing else may draw with matplotlib meanwhile. A fault writing the picture is raised
+        after the block."""
+        with ThreadPoolExecutor(1, thread_name_prefix="labkit-curves") as pool:
+            drawing = pool.submit(self._plot)
+            yield
+        drawing.result()
+
+    def _plot(self) -> None:
         if self.rows:
+            import pandas as pd
+
             recipe = self.run.config.get("recipe", "")
-            plots.curves(history, self.run.file(layout.CURVES),
+            plots.curves(pd.DataFrame(self.rows), self.run.file(layout.CURVES),
                          f"{self.run.name} ({recipe})" if recipe else self.run.name)
 
 

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[str]:
+    """Remove the temporary files a killed process left in ``folder`` (``kill -9`` in the middle
+    of a write): the names :func:`atomic_path` makes. Call it only while no other process
+    writes there (a run's lock held); the names removed."""
+    removed = []
+    for path in Path(folder).iterdir():
+        if _TEMPORARY.fullmatch(path.name) and path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path.name)
+    return removed
+
+
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}(\.\w+)?")  # .STEM.RANDOM.SUFFIX
 
 
 def _create_beside(path: Path) -> str:

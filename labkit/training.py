@@ -159,6 +159,7 @@ def resume(path: str | Path, echo: Echo = print,
     if group is not None and not group.main:
         run = runs.Run(runs.copy_run(run, processes.scratch_folder(group)))
     with runs.lock(run):
+        files.remove_leftovers(run.path)  # a write cut short by kill -9
         status = run.metrics.get("status", "running")
         if status == "completed":
             raise LabkitError(f"{run.path} has completed all its epochs; there is nothing to "
@@ -338,6 +339,8 @@ def fit_and_finish(prepared: Prepared, run: runs.Run, saved: checkpoint.Checkpoi
                              f"keeps {done} finished epochs; continue every process with "
                              f"--resume (labkit launch --processes {place.processes} -- train "
                              f"--resume RUN).", run) from None
+    finally:
+        recorder.writer.close()  # a checkpoint being written is finished before anything else
     return run
 
 
@@ -396,16 +399,17 @@ def finish(prepared: Prepared, run: runs.Run, recorder: RunRecorder) -> None:
                           recipe_loss(prepared.config, loaded.spec.task),
                           loss_weight=target_weight(prepared.config, loaded.spec))
         optimizer.build(saved.trainable_variables)
-    with files.atomic_path(run.file(layout.MODEL)) as tmp:
-        saved.save(tmp)
-    runs.save_samples(run, loaded.val if loaded.val is not None else loaded.test)
     if loaded.spec.input_shape == (2,):
         plots.decision_boundary(model, loaded, run.file(layout.BOUNDARY))
     test = {}
-    if loaded.test is not None:
-        test = tasks.evaluate_split(model, loaded.test, prep=loaded.spec.preprocessing,
-                                    batch_size=prepared.derived["eval_batch_size"])
-    recorder.finish("completed", test)
+    with recorder.curves_meanwhile():
+        with files.atomic_path(run.file(layout.MODEL)) as tmp:
+            saved.save(tmp)
+        runs.save_samples(run, loaded.val if loaded.val is not None else loaded.test)
+        if loaded.test is not None:
+            test = tasks.evaluate_split(model, loaded.test, prep=loaded.spec.preprocessing,
+                                        batch_size=prepared.derived["eval_batch_size"])
+    recorder.finish("completed", test, plot=False)
 
 
 def learning_warnings(model, num_classes: int, task: str = "classification") -> list[str]:
@@ -533,6 +537,8 @@ def fit_kwargs(prepared: Prepared, features=None) -> dict:
                                            features=features, cache=cache),
         "shuffle": False,  # the pipeline shuffles
     }
+    if isinstance(kwargs["validation_data"], tuple):  # arrays (a pipeline is batched already)
+        kwargs["validation_batch_size"] = derived["eval_batch_size"]
     if derived["class_weight"] and not isinstance(kwargs["x"], ArrayBatches):
         kwargs["class_weight"] = derived["class_weight"]  # ArrayBatches yields them itself
     return kwargs
@@ -555,7 +561,33 @@ def derive(config: TrainConfig, loaded: data.Data) -> dict:
         weights = {c: float(weights.get(c, 1.0)) for c in range(loaded.spec.num_classes)}
     return {"train_examples": n, "batch_size": batch_size,
             "steps_per_epoch": math.ceil(n / batch_size),
-            "eval_batch_size": min(batch_size, 1024), "class_weight": weights}
+            "eval_batch_size": eval_batch_size(
+                batch_size, loaded.spec.input_shape, config.distribute,
+                len(loaded.val[1]) if isinstance(loaded.val, tuple) else None),
+            "class_weight": weights}
+
+
+def eval_batch_size(batch_size: int, input_shape, distribute: str | None = None,
+                    val_examples: int | None = None) -> int:
+    """The batch of the validation and test passes. Small inputs are evaluated in large
+    batches, up to :data:`EVAL_INPUT_VALUES` input values and :data:`EVAL_BATCH_LIMIT`
+    examples: fewer steps to dispatch, and fewer shapes to compile. When the validation split
+    (``val_examples``, in memory) fits in one such batch, the batch is its size: one step, and
+    the test pass's full batches reuse the step compiled for it (measured in
+    bench/bench_train.py). Large inputs are evaluated in training batches. The metrics do not
+    depend on it: Keras averages over examples. Data-parallel runs keep the training batch,
+    which every process and device splits evenly."""
+    fits = min(EVAL_BATCH_LIMIT, EVAL_INPUT_VALUES // max(1, math.prod(input_shape)))
+    if distribute == "data-parallel" or fits <= batch_size:
+        return min(batch_size, EVAL_BATCH_LIMIT)
+    if val_examples is not None and batch_size <= val_examples <= fits:
+        return val_examples
+    return fits
+
+
+# the validation and test passes' batch (eval_batch_size): up to this many input values, and
+# never more examples than this
+EVAL_INPUT_VALUES, EVAL_BATCH_LIMIT = 2**20, 1024
 
 
 def previous_rows(run: runs.Run, epochs: int) -> list[dict]:
