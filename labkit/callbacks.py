@@ -71,9 +71,10 @@ class RunRecorder(keras.callbacks.Callback):
     """Keeps the run directory current as epochs end.
 
     Per epoch, in this order: history.csv (a row with the epoch's learning rate and metrics) and
-    metrics.json; then, on the :class:`~labkit.checkpoint.Writer`'s thread while the next epoch
-    trains, best.keras when the monitored metric improved and last.keras with the state to
-    resume from (best.keras is a copy of that same file; the next checkpoint waits for it). A
+    metrics.json; then best.keras when the monitored metric improved and last.keras with the
+    state to resume from (best.keras is a copy of that same file), through a
+    :class:`~labkit.checkpoint.Writer`: over 4 MB on its thread while the next epoch trains
+    (the next checkpoint waits for it), a smaller one at once. A
     kill loses the running epoch, and the one before it only in the milliseconds its checkpoint
     is being written; resume drops history rows past last.keras's epoch, so history never has
     gaps or duplicates. A checkpoint that fails stops training at the next epoch boundary.
@@ -96,7 +97,7 @@ class RunRecorder(keras.callbacks.Callback):
         state = state or {}
         self.run, self.full_model, self.monitor = run, model, monitor
         self.rows: list[dict] = list(rows)
-        self.writer = checkpoint.Writer()  # writes last.keras while the next epoch trains
+        self.writer = checkpoint.Writer()  # large checkpoints: while the next epoch trains
         self._resumed_epochs = len(self.rows)  # what last.keras held when this session began
         self.best = state.get("best") or {"epoch": None, "value": None}
         self.with_phase = with_phase

@@ -65,6 +65,7 @@ def test_a_later_checkpoint_is_byte_for_byte_what_model_save_writes(tmp_path, re
     writer = checkpoint.Writer()
     writer.save(model, tmp_path / "last.keras", {"epoch": 1}, optimizer=model.optimizer)
     assert writer.layout is not None  # later checkpoints are placed, not walked
+    assert writer.state == {"epoch": 1}  # small (< 4 MB): written at once
     train()
     writer.save(model, tmp_path / "last.keras", {"epoch": 2}, optimizer=model.optimizer)
     writer.wait()
@@ -116,7 +117,7 @@ def slow_flush(monkeypatch, prefix: str, seconds: float, fault: int | None = Non
 
 def test_a_checkpoint_is_written_while_the_caller_goes_on(tmp_path, monkeypatch):
     model, train = trained("mlp")
-    writer = checkpoint.Writer()
+    writer = checkpoint.Writer(background_bytes=0)  # in the background, however small
     busy = slow_flush(monkeypatch, ".last.", 0.5)
     start = time.perf_counter()
     writer.save(model, tmp_path / "last.keras", {"epoch": 1}, optimizer=model.optimizer)
@@ -133,7 +134,7 @@ def test_a_checkpoint_is_written_while_the_caller_goes_on(tmp_path, monkeypatch)
 def test_a_fault_in_the_writer_is_raised_once_and_the_last_file_stays_whole(tmp_path,
                                                                            monkeypatch):
     model, train = trained("mlp")
-    writer = checkpoint.Writer()
+    writer = checkpoint.Writer(background_bytes=0)
     writer.save(model, tmp_path / "last.keras", {"epoch": 1}, optimizer=model.optimizer)
     writer.wait()
     slow_flush(monkeypatch, ".last.", 0.2, fault=errno.ENOSPC)

@@ -52,6 +52,33 @@ def interrupt_at(monkeypatch):
 
 # --- steps, early stopping, checkpoints -------------------------------------------------------
 
+@pytest.mark.parametrize(("batch_size", "shape", "distribute", "splits", "expected"), [
+    (16, (8, 8, 1), None, (288, 360), 72),  # both splits in steps of one shape
+    (16, (8, 8, 1), None, (288,), 288),  # the validation split in one step
+    (16, (8, 8, 1), None, (137, 171), 137),  # nothing divides both: validation whole
+    (16, (28, 28, 1), None, (6000, 10000), 1000),  # MNIST
+    (16, (8, 8, 1), None, (5003,), 1024),  # at most 1 024 examples
+    (16, (32, 32, 3), None, (), 341),  # at most 1 M input values
+    (32, (150, 150, 3), None, (100, 100), 32),  # large inputs: the training batch
+    (2000, (2,), None, (100,), 1024),  # full batch
+    (16, (8, 8, 1), "data-parallel", (288, 360), 16),  # every device splits it evenly
+])
+def test_evaluation_batches(batch_size, shape, distribute, splits, expected):
+    assert training.eval_batch_size(batch_size, shape, distribute, splits) == expected
+
+
+def test_a_larger_validation_batch_changes_no_metric(tmp_path):
+    run = fit(tmp_path, epochs=1, batch_size=16)
+    loaded = data.load("digits")
+    x, y = pipeline.inputs(loaded.val, 16, prep=loaded.spec.preprocessing)
+    assert run.config["derived"]["eval_batch_size"] == 72  # divides validation and test
+    model = runs.load_model(run, layout.LAST)
+    in_sixteens = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    row = history(run).iloc[-1]
+    assert row["val_accuracy"] == pytest.approx(in_sixteens["accuracy"], abs=1e-7)
+    assert row["val_loss"] == pytest.approx(in_sixteens["loss"], rel=1e-5)
+
+
 @pytest.mark.parametrize(("batch_size", "steps"), [("full", 1), (1, 200), (64, 4)])
 def test_batch_size_from_one_example_to_the_whole_set(tmp_path, batch_size, steps):
     run = fit(tmp_path, dataset="circle", epochs=2, batch_size=batch_size)
