@@ -222,7 +222,7 @@ def find_layout(model, archive: Archive) -> Layout | None:
                     return None
                 spans.append((offset, value.nbytes))
                 dtypes.append(value.dtype)
-    except (AttributeError, TypeError, ValueError, KeyError, OSError):
+    except (AttributeError, TypeError, ValueError, KeyError, OSError, RuntimeError):
         return None  # a Keras whose saving works otherwise: model.save every time
     return Layout(layout_key(model), keras_files, weights, variables, spans, dtypes)
 
@@ -285,13 +285,16 @@ class Writer:
         self._pending: Future | None = None
         self.layout: Layout | None = None
         self.state: dict | None = None
+        self._unplaced: tuple | None = None  # the layout key no layout could be found for
 
     def save(self, model, path: str | Path, state: dict, optimizer=None, best_weights=None,
              also: tuple[str | Path, ...] = ()) -> None:
         self.wait()
         archive = snapshot(model, state, optimizer, best_weights, self.layout)
-        if not any(isinstance(data, Placed) for _, data in archive.entries):
+        if not any(isinstance(data, Placed) for _, data in archive.entries) and \
+                layout_key(model) != self._unplaced:
             self.layout = find_layout(model, archive)  # ~10 ms; then every save is cheap
+            self._unplaced = layout_key(model) if self.layout is None else None
         if archive.size < self.background_bytes:
             self._write(archive, path, also)
         else:

@@ -4,6 +4,7 @@ stops the run with the epochs on the disk kept, and a kill in the middle of a wr
 run that resumes with every epoch once."""
 
 import errno
+import io
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -194,3 +196,41 @@ def test_kill_9_in_the_middle_of_a_checkpoint_write_resumes_every_epoch_once(tmp
     assert run.metrics["status"] == "completed"
     assert not any(p.name.startswith(".") for p in folder.iterdir())
     assert checkpoint.read(run.file(layout.LAST)).state["epoch"] == 12
+
+
+class Noted(keras.layers.Layer):
+    """A layer that stores a value of its own, not a variable's (``noted``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.noted = 0
+
+    def call(self, x):
+        return x
+
+    def save_own_variables(self, store):
+        store["0"] = np.array([self.noted], dtype="int64")
+
+    def load_own_variables(self, store):
+        self.noted = int(store["0"][0])
+
+
+def test_a_stored_value_that_is_no_variable_is_saved_by_keras_every_time(tmp_path, monkeypatch):
+    inputs = keras.Input((4,))
+    noted = Noted()
+    model = keras.Model(inputs, keras.layers.Dense(2)(noted(inputs)))
+    model.compile("adam", "mse")
+    walks = []
+    original = checkpoint.find_layout
+    monkeypatch.setattr(checkpoint, "find_layout",
+                        lambda *a: walks.append(1) or original(*a))
+    writer = checkpoint.Writer()
+    for epoch in (1, 2, 3):
+        noted.noted = 10 * epoch
+        writer.save(model, tmp_path / "last.keras", {"epoch": epoch}, optimizer=model.optimizer)
+        assert writer.layout is None  # its bytes cannot be placed: Keras writes each one
+        with zipfile.ZipFile(tmp_path / "last.keras") as archive:
+            with h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+                assert h5[f"layers/{noted.name}/vars/0"][0] == 10 * epoch
+    assert walks == [1]  # looked for once, not every epoch
+    writer.close()
