@@ -116,21 +116,18 @@ class Layout:
 
     key: tuple
     entries: list[tuple[str, bytes]]  # Keras's files, in its order
-    weights: bytes  # model.weights.h5
     variables: list  # the Keras variables whose values the spans hold
-    spans: list[tuple[int, int]]  # (offset, bytes)
+    spans: list[tuple[int, int]]  # (offset, bytes) in model.weights.h5
     dtypes: list[np.dtype]
+
+    @property
+    def weights(self) -> bytes:
+        """Keras's model.weights.h5."""
+        return dict(self.entries)[_WEIGHTS]
 
     def fits(self, values: list[np.ndarray]) -> bool:
         return all(v.dtype == d and v.nbytes == size
                    for v, d, (_, size) in zip(values, self.dtypes, self.spans, strict=True))
-
-
-def save(model, path: str | Path, state: dict, optimizer=None, best_weights=None,
-         also: tuple[str | Path, ...] = ()) -> None:
-    """Write ``model``, ``state``, ``optimizer``'s variables and ``best_weights`` to ``path``
-    now, and the same file to each path in ``also`` first (one model serialisation for all)."""
-    snapshot(model, state, optimizer, best_weights).write(path, also)
 
 
 def snapshot(model, state: dict, optimizer=None, best_weights=None,
@@ -224,7 +221,7 @@ def find_layout(model, archive: Archive) -> Layout | None:
                 dtypes.append(value.dtype)
     except (AttributeError, TypeError, ValueError, KeyError, OSError, RuntimeError):
         return None  # a Keras whose saving works otherwise: model.save every time
-    return Layout(layout_key(model), keras_files, weights, variables, spans, dtypes)
+    return Layout(layout_key(model), keras_files, variables, spans, dtypes)
 
 
 def _owner(model, path: str, value):
@@ -328,7 +325,7 @@ class Writer:
 
 
 def read(path: str | Path) -> Checkpoint:
-    """The labkit entries of a checkpoint written by :func:`save`; a LabkitError names a
+    """The labkit entries of a checkpoint written by :class:`Writer`; a LabkitError names a
     damaged file."""
     from labkit.errors import LabkitError
 
