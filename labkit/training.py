@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import platform
@@ -39,6 +40,7 @@ from labkit import (
     ranges,
     registry,
     runs,
+    seeding,
     tasks,
 )
 from labkit.callbacks import RunRecorder, training_controls
@@ -175,8 +177,8 @@ def resume(path: str | Path, echo: Echo = print,
             # Loading builds the layers first, with their initializers: data-parallel
             # processes must draw the same values (Keras checks) before the saved ones replace
             # them. prepare() seeds again for training.
-            keras.utils.set_random_seed(config.seed)
-            saved, model = readable_checkpoint(run, echo)
+            with seeding.seeded(config.seed):
+                saved, model = readable_checkpoint(run, echo)
             done = saved.state["epoch"] if saved else 0
             prepared = prepare(config, model=model, epochs_done=done, place=place)
             echo(f"Resuming {run.path} after epoch {done}")
@@ -221,10 +223,10 @@ def prepare(config: TrainConfig, model: keras.Model | None = None,
                                   config.batch_size == "full")
         loaded = processes.trimmed(loaded, place.local_devices)
     if config.deterministic:
-        enable_determinism()
-    keras.utils.set_random_seed(config.seed + epochs_done)
-    if model is None:
-        model = build_model(config, loaded.spec)
+        seeding.enable_determinism()
+    with seeding.seeded(config.seed + epochs_done):
+        if model is None:
+            model = build_model(config, loaded.spec)
     derived["steps_per_execution"] = steps_per_execution(
         config.steps_per_execution, derived["steps_per_epoch"],
         derived["batch_size"] * model.count_params())
@@ -354,9 +356,9 @@ def fit_phases(prepared: Prepared, recorder: RunRecorder,
         if index < state["phase"] or (index == state["phase"] and state["phase_done"]):
             continue
         resuming = saved is not None and index == state["phase"]
-        if phase.seed is not None:
-            keras.utils.set_random_seed(phase.seed + (state["phase_epochs"] if resuming else 0))
-        target = phase.prepare(model)
+        with (seeding.seeded(phase.seed + (state["phase_epochs"] if resuming else 0))
+              if phase.seed is not None else contextlib.nullcontext()):
+            target = phase.prepare(model)
         features = None
         if phase.split is not None and not prepared.loaded.streaming and not config.augment \
                 and config.distribute != "data-parallel":  # there every pass is sharded
@@ -613,14 +615,6 @@ def versions() -> dict[str, str]:
 
         found["tensorflow"] = tf.__version__
     return found
-
-
-def enable_determinism() -> None:
-    """Deterministic kernels (TensorFlow op determinism); seeds are set separately."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
 
 
 def divergence_message(config: TrainConfig, diverged: dict) -> str:

@@ -16,7 +16,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labkit import files, lecture
+from labkit import files, lecture, seeding
 from labkit._lazy import lazy_import
 from labkit.errors import LabkitError
 from labkit.labs._kit import HOLDS, INCONCLUSIVE, LABS, NOT_SHOWN, Finding, Lab
@@ -112,13 +112,11 @@ def run(name: str, quick: bool = False, out: str | Path | None = None,
     out = output_dir(name, out)
     if out.exists() and not out.is_dir():
         raise LabkitError(f"--out {str(out)!r} is a file, not a folder.")
-    import keras
-
     from labkit import progress
 
-    keras.utils.set_random_seed(seed)
-    with progress.bar(label or f"{name} (seed {seed}{', quick' if quick else ''})",
-                      unit="fits", enabled=show_progress):
+    with seeding.seeded(seed), progress.bar(
+            label or f"{name} (seed {seed}{', quick' if quick else ''})", unit="fits",
+            enabled=show_progress):
         measured = lab.measure(quick, seed)
     out.mkdir(parents=True, exist_ok=True)
     csv = out / f"{name}.csv"

@@ -3,6 +3,7 @@ padding and stride, parameter sharing, and transfer learning."""
 
 from __future__ import annotations
 
+from labkit import seeding
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     Finding,
@@ -172,11 +173,11 @@ def padding_stride(quick: bool, seed: int) -> pd.DataFrame:
     images = d["x_train"][:200 if quick else 1000]
     shifted = np.roll(images, 1, axis=2)
     shifted[:, :, 0] = 0
-    keras.utils.set_random_seed(seed)
-    detector = keras.Sequential([keras.Input((8, 8, 1)),
-                                 keras.layers.Conv2D(8, 3, padding="same", activation="relu")])
-    pooled = keras.Sequential([detector, keras.layers.MaxPooling2D(3, strides=1,
-                                                                   padding="same")])
+    with seeding.seeded(seed):
+        detector = keras.Sequential([keras.Input((8, 8, 1)),
+                                     keras.layers.Conv2D(8, 3, padding="same", activation="relu")])
+        pooled = keras.Sequential([detector, keras.layers.MaxPooling2D(3, strides=1,
+                                                                       padding="same")])
     for name, model in (("detector", detector), ("max pool", pooled)):
         a, b = np.asarray(model(images)), np.asarray(model(shifted))
         rows.append({"kind": "shift", "setting": name, "layer": np.nan,
@@ -227,8 +228,8 @@ def parameter_sharing(quick: bool, seed: int) -> pd.DataFrame:
     rows = []
     for name, model in (("cnn", lambda: build("cnn", filters=[16, 32], input_shape=shape)),
                         ("mlp", lambda: build("mlp", units=[256, 128], input_shape=shape))):
-        keras.utils.set_random_seed(seed)
-        net = compiled(model(), "adam")
+        with seeding.seeded(seed):
+            net = compiled(model(), "adam")
         fit(net, d, epochs=12 if quick else 30)
         rows.append({"model": name, "parameters": net.count_params(),
                      "test_accuracy": accuracy(net, d["x_test"], d["y_test"]),
@@ -316,8 +317,8 @@ def transfer(quick: bool, seed: int) -> pd.DataFrame:
                                                   noise=NOISE)
     source["x_val"], source["y_val"] = placed(source["x_val"], source["y_val"], rng, CANVAS,
                                               noise=NOISE)
-    keras.utils.set_random_seed(seed)
-    pretrained = compiled(_transfer_net(len(SOURCE)), "adam")
+    with seeding.seeded(seed):
+        pretrained = compiled(_transfer_net(len(SOURCE)), "adam")
     fit(pretrained, source, epochs=3 if quick else 10, seed=seed)
     frames = []
     for draw in range(2 if quick else DRAWS):
@@ -326,8 +327,8 @@ def transfer(quick: bool, seed: int) -> pd.DataFrame:
             target[f"x_{split}"], target[f"y_{split}"] = placed(
                 target[f"x_{split}"], target[f"y_{split}"], rng, CANVAS, noise=NOISE)
         for name in MODELS:
-            keras.utils.set_random_seed(seed)
-            model = _transfer_net(len(TARGET))
+            with seeding.seeded(seed):
+                model = _transfer_net(len(TARGET))
             if name != "scratch":
                 for layer in model.layers:
                     if layer.name.startswith("conv"):

@@ -3,6 +3,7 @@ skip connections."""
 
 from __future__ import annotations
 
+from labkit import seeding
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     Finding,
@@ -81,8 +82,8 @@ def vanishing_gradients(quick: bool, seed: int) -> pd.DataFrame:
     x, y = d["x_train"][:256], d["y_train"][:256]
     rows = []
     for activation in ("sigmoid", "relu"):
-        keras.utils.set_random_seed(seed)
-        model = compiled(build("mlp", units=[32] * DEPTH, activation=activation), "sgd", 0.1)
+        with seeding.seeded(seed):
+            model = compiled(build("mlp", units=[32] * DEPTH, activation=activation), "sgd", 0.1)
         for stage in ("init", "trained"):
             loss = np.nan
             if stage == "trained":
@@ -157,8 +158,8 @@ def initialization(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     frames = []
     for name, start in STARTS.items():
-        keras.utils.set_random_seed(seed)
-        model = compiled(build("mlp", units=[32, 32], kernel_initializer=start), "sgd", 0.1)
+        with seeding.seeded(seed):
+            model = compiled(build("mlp", units=[32, 32], kernel_initializer=start), "sgd", 0.1)
         spread = _unit_spread()
         frame = fit(model, d, epochs=4 if quick else 30, callbacks=[spread])
         frames.append(frame.assign(start=name, unit_spread=spread.spread))
@@ -192,7 +193,7 @@ def residual(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     frames = []
     for name, skip in (("plain", False), ("residual", True)):
-        keras.utils.set_random_seed(seed)
-        model = compiled(build("resnet", blocks=[BLOCKS], width=16, skip=skip), "sgd", 0.05)
+        with seeding.seeded(seed):
+            model = compiled(build("resnet", blocks=[BLOCKS], width=16, skip=skip), "sgd", 0.05)
         frames.append(fit(model, d, epochs=1 if quick else 12).assign(net=name))
     return pd.concat(frames)[["net", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from labkit import seeding
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     Finding,
@@ -127,8 +128,8 @@ def learning_rate(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     frames = []
     for lr in LEARNING_RATES:
-        keras.utils.set_random_seed(seed)
-        model = compiled(build("mlp", units=[64]), "sgd", lr)
+        with seeding.seeded(seed):
+            model = compiled(build("mlp", units=[64]), "sgd", lr)
         frame = fit(model, d, epochs=4 if quick else 30, batch_size=32)
         frames.append(frame.assign(learning_rate=lr))
     return pd.concat(frames)[["learning_rate", "epoch", "loss", "accuracy", "val_loss",
@@ -171,9 +172,9 @@ def lr_schedule(quick: bool, seed: int) -> pd.DataFrame:
     epochs, steps = (6 if quick else 40), n // batch
     frames = []
     for name in ("constant", "inverse-time(tau=1)"):
-        keras.utils.set_random_seed(seed)
-        schedule = optim.resolve_schedule(name)
-        model = keras.Sequential([keras.Input((dim,)), keras.layers.Dense(1, use_bias=False)])
+        with seeding.seeded(seed):
+            schedule = optim.resolve_schedule(name)
+            model = keras.Sequential([keras.Input((dim,)), keras.layers.Dense(1, use_bias=False)])
         model.compile(optimizer=optim.make("sgd", 0.05, schedule=schedule,
                                            steps_per_epoch=steps), loss="mse")
         errors, rates = [], []
@@ -316,8 +317,8 @@ def adaptive_optimizers(quick: bool, seed: int) -> pd.DataFrame:
     d = digits()
     frames = []
     for name in ADAPTIVE:
-        keras.utils.set_random_seed(seed)
-        model = compiled(build("cnn", filters=[16, 32]), name)
+        with seeding.seeded(seed):
+            model = compiled(build("cnn", filters=[16, 32]), name)
         frames.append(fit(model, d, epochs=3 if quick else 15).assign(optimizer=name))
     return pd.concat(frames)[["optimizer", "epoch", "loss", "accuracy", "val_loss",
                               "val_accuracy"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from labkit import seeding
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     Finding,
@@ -11,7 +12,6 @@ from labkit.labs._kit import (
     figure,
     finding,
     fit,
-    keras,
     lab,
     save,
 )
@@ -79,9 +79,9 @@ def playground(quick: bool, seed: int) -> pd.DataFrame:
         loaded = data.load(name, validation_split=0.0)
         (x, y), (x_test, y_test) = loaded.train, loaded.test
         for features, chosen in (("raw", ["x1", "x2"]), ("engineered", engineered)):
-            keras.utils.set_random_seed(seed)
-            model = compiled(build("playground", num_classes=2, input_shape=(2,),
-                                  features=chosen, hidden=HIDDEN[name]), "sgd", 0.03)
+            with seeding.seeded(seed):
+                model = compiled(build("playground", num_classes=2, input_shape=(2,),
+                                      features=chosen, hidden=HIDDEN[name]), "sgd", 0.03)
             fit(model, {"x_train": x, "y_train": y, "x_val": x, "y_val": y},
                 epochs=8 if quick else 200, batch_size=10)
             score = float((model.predict(x_test, verbose=0).argmax(1) == y_test).mean())

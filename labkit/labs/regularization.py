@@ -3,6 +3,7 @@ augmentation and ensembles, each on a small training set where overfitting shows
 
 from __future__ import annotations
 
+from labkit import seeding
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     Finding,
@@ -77,9 +78,9 @@ def weight_decay(quick: bool, seed: int) -> pd.DataFrame:
     d = digits(n_train=SMALL, seed=seed, label_noise=NOISY)
     rows = []
     for penalty, alpha in PENALTIES:
-        keras.utils.set_random_seed(seed)
-        hp = {penalty: alpha} if alpha else {}
-        model = compiled(build("mlp", units=[128], **hp), "adam", 0.01)
+        with seeding.seeded(seed):
+            hp = {penalty: alpha} if alpha else {}
+            model = compiled(build("mlp", units=[128], **hp), "adam", 0.01)
         fit(model, d, epochs=8 if quick else 150)
         kernels = np.concatenate([layer.kernel.numpy().ravel() for layer in model.layers
                                   if isinstance(layer, keras.layers.Dense)])
@@ -140,8 +141,8 @@ def dropout(quick: bool, seed: int) -> pd.DataFrame:
     d = digits(n_train=SMALL, seed=seed, label_noise=NOISY)
     frames = []
     for rate in (0.0, 0.5):
-        keras.utils.set_random_seed(seed)
-        model = compiled(build("mlp", units=[512, 512], dropout=rate), "adam", 1e-3)
+        with seeding.seeded(seed):
+            model = compiled(build("mlp", units=[512, 512], dropout=rate), "adam", 1e-3)
         clean = clean_train_accuracy(d)
         frame = fit(model, d, epochs=15 if quick else 100, batch_size=16, callbacks=[clean])
         frames.append(frame.assign(dropout=rate, train_accuracy=clean.values))
@@ -196,8 +197,8 @@ def early_stopping(quick: bool, seed: int) -> pd.DataFrame:
     epochs = 40 if quick else 300
     frames = []
     for name in ("no stopping", "early stopping"):
-        keras.utils.set_random_seed(seed)
-        model = compiled(build("mlp", units=[256, 256]), "adam", 3e-3)
+        with seeding.seeded(seed):
+            model = compiled(build("mlp", units=[256, 256]), "adam", 3e-3)
         stop = EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
         frame = fit(model, d, epochs=epochs, batch_size=16,
                     callbacks=[stop] if name == "early stopping" else [])
@@ -250,9 +251,9 @@ def augmentation(quick: bool, seed: int) -> pd.DataFrame:
     epochs = 12 if quick else 100
     frames = []
     for name in ("none", "augmented"):
-        keras.utils.set_random_seed(seed)
-        model = compiled(build("cnn", filters=[16, 32], dropout=0.25,
-                               input_shape=(CANVAS, CANVAS, 1)), "adam", 2e-3)
+        with seeding.seeded(seed):
+            model = compiled(build("cnn", filters=[16, 32], dropout=0.25,
+                                   input_shape=(CANVAS, CANVAS, 1)), "adam", 2e-3)
         clean = clean_train_accuracy(d)
         frame = fit(model, d, epochs=epochs, batch_size=16, callbacks=[clean], seed=seed,
                     augment=AUGMENT if name == "augmented" else None)
@@ -294,8 +295,8 @@ def ensemble(quick: bool, seed: int) -> pd.DataFrame:
     d = digits(n_train=SMALL, seed=seed, label_noise=NOISY)
     probabilities, rows = [], []
     for k in range(MEMBERS):
-        keras.utils.set_random_seed(seed + k)
-        model = compiled(build("mlp", units=[64]), "adam", 3e-3)
+        with seeding.seeded(seed + k):
+            model = compiled(build("mlp", units=[64]), "adam", 3e-3)
         fit(model, d, epochs=6 if quick else 60)
         p = model.predict(d["x_test"], verbose=0)
         probabilities.append(p)

@@ -3,6 +3,7 @@ has a known place."""
 
 from __future__ import annotations
 
+from labkit import seeding
 from labkit._lazy import lazy_import
 from labkit.labs._kit import (
     Finding,
@@ -11,7 +12,6 @@ from labkit.labs._kit import (
     compiled,
     figure,
     finding,
-    keras,
     lab,
     save,
 )
@@ -79,8 +79,8 @@ def what_convnets_see(quick: bool, seed: int) -> pd.DataFrame:
 
     x, y = patch_images(600 if quick else 1500, seed)
     n_test = 120
-    keras.utils.set_random_seed(seed)
-    model = compiled(build("cnn", num_classes=4, input_shape=(SIZE, SIZE, 1), filters=[8, 16]))
+    with seeding.seeded(seed):
+        model = compiled(build("cnn", num_classes=4, input_shape=(SIZE, SIZE, 1), filters=[8, 16]))
     train = pipeline.training_batches((x[n_test:], y[n_test:]), 32, seed=seed)
     model.fit(train, epochs=4 if quick else 8, verbose=0, shuffle=False)  # batches reshuffle
     maps, _, predicted = explain.gradcam(model, x[:n_test])  # the last conv layer

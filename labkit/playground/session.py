@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from labkit import optim, plots
+from labkit import optim, plots, seeding
 from labkit._lazy import lazy_import
 from labkit._startup import quiet_python_logging
 from labkit.data import playground_sets
@@ -161,8 +161,6 @@ class Session:
     """
 
     def __init__(self, chosen: Settings) -> None:
-        import keras
-
         from labkit import registry
 
         self.settings = chosen
@@ -176,10 +174,10 @@ class Session:
 
             self.train, self.val = split(*self.train, chosen.validation_split,
                                          stratify=chosen.task != "regression")
-        keras.utils.set_random_seed(chosen.seed)  # as `labkit train` does before building
         hparams = recipe_hparams(chosen)
-        self.model = registry.build_checked("playground", (2,), 2 if chosen.task != "regression"
-                                            else 1, hparams, chosen.task)
+        with seeding.seeded(chosen.seed):  # as `labkit train` builds, whatever the server does
+            self.model = registry.build_checked("playground", (2,), 2 if chosen.task
+                                                != "regression" else 1, hparams, chosen.task)
         self.loss = (registry.get_recipe("playground").loss(hparams, chosen.task)
                      or _task_loss(chosen.task))
         steps = math.ceil(len(self.train[0]) / chosen.batch_size)
