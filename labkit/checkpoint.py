@@ -1,9 +1,11 @@
 """Checkpoints that resume exactly: one ``.keras`` file holding the model and labkit's state,
 written in the background while the next epoch trains.
 
-Keras's ``.keras`` file is a zip archive; labkit adds three entries to it: ``labkit/state.json``
-(epoch, phase, best metric, callback counters), ``labkit/optimizer.npz`` (the variables of the
-optimizer being used: step count, learning rate, moments) and, with early stopping that restores,
+Keras's ``.keras`` file is a zip archive; labkit adds its entries to it: ``labkit/state.json``
+(epoch, phase, best metric, callback counters); the variables of the optimizer being used (step
+count, learning rate, moments): ``labkit/optimizer.json`` when they are the model's own, which
+Keras's weights file holds already (it says where), or else (a phase training a part of the
+model) ``labkit/optimizer.npz``; and, with early stopping that restores,
 ``labkit/best_weights.npz``. Keras ignores them when loading, so the file is also an ordinary
 model file. Because it is one file, renamed into place once it is whole and flushed to the disk,
 the model and the state can never disagree.
@@ -25,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import shutil
 import tempfile
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,8 @@ from labkit import files
 
 _STATE, _OPTIMIZER, _BEST_WEIGHTS = "labkit/state.json", "labkit/optimizer.npz", \
     "labkit/best_weights.npz"
+_OPTIMIZER_IN_WEIGHTS = "labkit/optimizer.json"  # {"group": "optimizer/vars", "count": n}
+_OPTIMIZER_GROUP = "optimizer/vars"  # where Keras's weights file holds model.optimizer's
 _WEIGHTS, _METADATA = "model.weights.h5", "metadata.json"  # Keras's names in a .keras file
 
 
@@ -63,16 +66,16 @@ class Archive:
         return sum(len(data) if isinstance(data, bytes) else data.size
                    for _, data in self.entries)
 
-    def write(self, path: str | Path, also: tuple[str | Path, ...] = ()) -> None:
-        """Write the archive to ``path`` atomically, and the same file to each of ``also``
-        first; an operating-system failure is a :class:`~labkit.files.FileFault`."""
-        with files.atomic_path(path) as tmp:
-            with zipfile.ZipFile(tmp, "w") as archive:
-                for name, data in self.entries:
-                    archive.writestr(name, data if isinstance(data, bytes) else data.bytes())
-            for other in also:
-                with files.atomic_path(other) as copy:
-                    shutil.copyfile(tmp, copy)
+    def add_to(self, batch: files.Batch, path: str | Path,
+               also: tuple[str | Path, ...] = ()) -> None:
+        """Add the archive to ``batch`` as ``path``, and first as each of ``also`` (copies of
+        their own: a file damaged in place later leaves the others whole)."""
+        content = io.BytesIO()
+        with zipfile.ZipFile(content, "w") as archive:
+            for name, data in self.entries:
+                archive.writestr(name, data if isinstance(data, bytes) else data.bytes())
+        for target in (*also, path):
+            batch.write(target, content.getbuffer())
 
 
 @dataclass
@@ -141,17 +144,21 @@ def snapshot(model, state: dict, optimizer=None, best_weights=None,
             keras_files = [(name, data) for name, data in layout.entries]
             keras_files[_index(keras_files, _WEIGHTS)] = (_WEIGHTS, Placed(layout, values))
             keras_files[_index(keras_files, _METADATA)] = (_METADATA, _metadata(layout))
-            return _with_state(keras_files, state, optimizer, best_weights)
+            return _with_state(model, keras_files, state, optimizer, best_weights)
     with tempfile.TemporaryDirectory(prefix="labkit-checkpoint-") as folder:
         model.save(Path(folder) / "model.keras")
         with zipfile.ZipFile(Path(folder) / "model.keras") as archive:
             keras_files = [(name, archive.read(name)) for name in archive.namelist()]
-    return _with_state(keras_files, state, optimizer, best_weights)
+    return _with_state(model, keras_files, state, optimizer, best_weights)
 
 
-def _with_state(keras_files, state, optimizer, best_weights) -> Archive:
+def _with_state(model, keras_files, state, optimizer, best_weights) -> Archive:
     entries = [*keras_files, (_STATE, json.dumps(state, default=files.jsonable).encode())]
-    if optimizer is not None:
+    if optimizer is not None and optimizer is getattr(model, "optimizer", None):
+        count = len(optimizer.variables)  # Keras stores them: no second copy
+        entries.append((_OPTIMIZER_IN_WEIGHTS,
+                        json.dumps({"group": _OPTIMIZER_GROUP, "count": count}).encode()))
+    elif optimizer is not None:
         entries.append((_OPTIMIZER, Arrays([_value(v) for v in optimizer.variables])))
     if best_weights is not None:
         entries.append((_BEST_WEIGHTS, Arrays(list(best_weights))))
@@ -263,7 +270,8 @@ BACKGROUND_BYTES = 4 * 2**20
 
 
 class Writer:
-    """Writes a run's checkpoints on a thread of its own, one at a time, in order.
+    """Writes a run's checkpoints (with the files :meth:`save` is given to put in place first)
+    on a thread of its own, one at a time, in order.
 
     :meth:`save` waits for the previous checkpoint (raising its fault, if it had one), takes the
     values now and returns; the file is written meanwhile. A checkpoint smaller than
@@ -285,7 +293,11 @@ class Writer:
         self._unplaced: tuple | None = None  # the layout key no layout could be found for
 
     def save(self, model, path: str | Path, state: dict, optimizer=None, best_weights=None,
-             also: tuple[str | Path, ...] = ()) -> None:
+             also: tuple[str | Path, ...] = (),
+             before: tuple[tuple[str | Path, bytes], ...] = ()) -> None:
+        """Checkpoint ``model`` to ``path`` (and to each of ``also``: best.keras); ``before``:
+        files (path, content) put in place first, in one :class:`~labkit.files.Batch` with
+        the checkpoint (the epoch's history and metrics)."""
         self.wait()
         archive = snapshot(model, state, optimizer, best_weights, self.layout)
         if not any(isinstance(data, Placed) for _, data in archive.entries) and \
@@ -293,12 +305,15 @@ class Writer:
             self.layout = find_layout(model, archive)  # ~10 ms; then every save is cheap
             self._unplaced = layout_key(model) if self.layout is None else None
         if archive.size < self.background_bytes:
-            self._write(archive, path, also)
+            self._write(archive, path, also, before)
         else:
-            self._pending = self._pool.submit(self._write, archive, path, also)
+            self._pending = self._pool.submit(self._write, archive, path, also, before)
 
-    def _write(self, archive: Archive, path, also) -> None:
-        archive.write(path, also)
+    def _write(self, archive: Archive, path, also, before) -> None:
+        with files.Batch() as batch:
+            for name, data in before:
+                batch.write(name, data)
+            archive.add_to(batch, path, also)
         self.state = archive.state
 
     def check(self) -> None:
@@ -334,6 +349,9 @@ def read(path: str | Path) -> Checkpoint:
             names = set(archive.namelist())
             state = json.loads(archive.read(_STATE))
             optimizer = _unarrays(archive.read(_OPTIMIZER)) if _OPTIMIZER in names else []
+            if _OPTIMIZER_IN_WEIGHTS in names:
+                optimizer = _in_weights(archive.read(_WEIGHTS),
+                                        json.loads(archive.read(_OPTIMIZER_IN_WEIGHTS)))
             best = _unarrays(archive.read(_BEST_WEIGHTS)) if _BEST_WEIGHTS in names else None
     except KeyError:
         raise LabkitError(f"{path} is not a labkit checkpoint (it has no {_STATE}).") from None
@@ -364,6 +382,18 @@ def restore_optimizer(optimizer, variables, values: list[np.ndarray]) -> None:
                          f"has {len(optimizer.variables)}")
     for variable, value in zip(optimizer.variables, values, strict=True):
         variable.assign(value)
+
+
+def _in_weights(weights: bytes, where: dict) -> list[np.ndarray]:
+    """The optimizer's variables from Keras's weights file (``where``: their group, how many)."""
+    import h5py
+
+    with h5py.File(io.BytesIO(weights), "r") as h5:
+        try:
+            group = h5[where["group"]]
+            return [np.asarray(group[str(i)][()]) for i in range(where["count"])]
+        except KeyError:
+            raise ValueError("its weights file lacks the optimizer's variables") from None
 
 
 def _unarrays(data: bytes) -> list[np.ndarray]:

@@ -1,9 +1,12 @@
-"""Files that are whole or absent: every file labkit writes goes through :func:`atomic_path`;
-an operating-system failure becomes a :class:`FileFault` that says what happened in words.
+"""Files that are whole or absent: every file labkit writes goes through a :class:`Batch`
+(:func:`atomic_path` is a batch of one); an operating-system failure becomes a
+:class:`FileFault` that says what happened in words.
 
 The content goes to a temporary file beside the target, is flushed to the disk (``fsync``), and
 is renamed over the target; the folder is synced after the rename, so the new name survives a
 power cut too. A process killed at any instant leaves the old file or the new one, never half.
+A batch renames several files in order, so an epoch's history never shows up after its
+checkpoint.
 """
 
 from __future__ import annotations
@@ -65,28 +68,77 @@ def describe(err: OSError, path: str | os.PathLike | None = None) -> str:
     return f"{text[:1].upper()}{text[1:]}." + (f" {advice}" if advice else "")
 
 
+class Batch:
+    """Files that appear together: each is written whole under a temporary name beside it
+    (:meth:`new`, :meth:`write`); on leaving the ``with`` block every one is flushed to the
+    disk, renamed over its target in the order they were added, and their folders are synced
+    once. A fault anywhere (an OSError becomes a :class:`FileFault` naming the file),
+    or an exception in the block, leaves the old files and no temporary one; a fault in a
+    rename leaves the files renamed before it new and the rest old. So a reader, or a process
+    killed at any instant, sees each file old or new, never half, and one that comes later in
+    the batch never new before one that comes earlier."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[str, Path]] = []  # (temporary, target)
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def new(self, path: str | os.PathLike) -> Path:
+        """A new, empty temporary file for ``path``'s content, for the caller to write."""
+        path = Path(path)
+        try:
+            tmp = _create_beside(path)
+        except OSError as err:
+            raise FileFault(path, err) from None
+        self._staged.append((tmp, path))
+        return Path(tmp)
+
+    def write(self, path: str | os.PathLike, data: bytes | memoryview) -> None:
+        """``data`` as ``path``'s content."""
+        tmp = self.new(path)
+        try:
+            tmp.write_bytes(data)
+        except OSError as err:
+            raise FileFault(path, err) from None
+
+    def __exit__(self, kind, error, trace) -> None:
+        staged, self._staged = self._staged, []
+        try:
+            if kind is not None:
+                return
+            at = None  # the file (or folder) being flushed or renamed
+            try:
+                for tmp, target in staged:
+                    at = target
+                    fsync(tmp)
+                for tmp, target in staged:
+                    at = target
+                    os.replace(tmp, target)
+                for at in dict.fromkeys(target.parent for _, target in staged):
+                    fsync(at)
+            except OSError as err:
+                raise FileFault(at, err) from None
+        finally:
+            for tmp, _ in staged:  # those not renamed
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix); on success rename it over ``path``.
+    """Yield a temporary path beside ``path`` (same suffix); on success rename it over ``path``
+    (a :class:`Batch` of one file).
 
     The temporary file is created as ``open()`` creates files (mode 0o666 less the umask), so
     the renamed file has the permissions any new file would, without reading or changing the
     process's umask."""
-    path = Path(path)
-    try:
-        tmp = _create_beside(path)
-    except OSError as err:
-        raise FileFault(path, err) from None
-    try:
-        yield Path(tmp)
-        fsync(tmp)
-        os.replace(tmp, path)
-        fsync(path.parent)
-    except OSError as err:  # a failed write: the old file (if any) stays, the temporary goes
-        raise FileFault(path, err) from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    with Batch() as batch:
+        tmp = batch.new(path)
+        try:
+            yield tmp
+        except OSError as err:  # the content could not be written: the old file stays
+            raise FileFault(path, err) from None
 
 
 def remove_leftovers(folder: str | os.PathLike) -> list[str]:
@@ -105,13 +157,18 @@ def remove_leftovers(folder: str | os.PathLike) -> list[str]:
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}(\.\w+)?")  # .STEM.RANDOM.SUFFIX
 
 
+def _beside(path: Path) -> str:
+    """A fresh temporary name beside ``path`` (``.STEM.RANDOM.SUFFIX``)."""
+    return str(path.parent / f".{path.stem}.{secrets.token_hex(4)}{path.suffix}")
+
+
 def _create_beside(path: Path) -> str:
-    """A new, empty file with a fresh name beside ``path`` (``.STEM.RANDOM.SUFFIX``)."""
+    """A new, empty file with a fresh name beside ``path``."""
     for _ in range(100):
-        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}{path.suffix}"
+        tmp = _beside(path)
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            return str(tmp)
+            return tmp
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
@@ -132,7 +189,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=jsonable) + "\n")
+    write_text(path, json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as labkit's JSON files hold it (indented, numpy scalars as numbers)."""
+    return json.dumps(data, indent=2, sort_keys=False, default=jsonable) + "\n"
 
 
 def jsonable(value: Any) -> Any:

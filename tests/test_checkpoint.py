@@ -22,6 +22,7 @@ import pytest
 from helpers import fit, history
 
 from labkit import checkpoint, files, layout, registry, runs, training
+from labkit.errors import LabkitError
 
 LABKIT = [str(Path(sys.executable).parent / "labkit")]
 
@@ -79,6 +80,44 @@ def test_a_later_checkpoint_is_byte_for_byte_what_model_save_writes(tmp_path, re
     saved = checkpoint.read(tmp_path / "last.keras")
     assert saved.state == {"epoch": 2}
     assert int(saved.optimizer[0]) == int(model.optimizer.iterations.numpy())
+    for value, variable in zip(saved.optimizer, model.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(value, variable.numpy())  # from Keras's weights file
+    with zipfile.ZipFile(tmp_path / "last.keras") as archive:  # held once, not twice
+        assert "labkit/optimizer.npz" not in archive.namelist()
+
+
+def test_a_checkpoint_whose_weights_lack_the_optimizer_is_named_damaged(tmp_path):
+    model, _ = trained("mlp")
+    writer = checkpoint.Writer()
+    writer.save(model, tmp_path / "last.keras", {"epoch": 1}, optimizer=model.optimizer)
+    writer.close()
+    with zipfile.ZipFile(tmp_path / "last.keras") as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    where = json.loads(entries["labkit/optimizer.json"])
+    entries["labkit/optimizer.json"] = json.dumps({**where, "count": where["count"] + 1}).encode()
+    with zipfile.ZipFile(tmp_path / "cut.keras", "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    with pytest.raises(LabkitError, match=r"cut\.keras is damaged \(its weights file lacks "):
+        checkpoint.read(tmp_path / "cut.keras")
+
+
+def test_a_phase_s_own_optimizer_is_stored_beside_the_model(tmp_path):
+    """A phase that trains a part of the model (a head) has an optimizer the model's weights
+    file does not hold: its variables go to labkit/optimizer.npz."""
+    model, _ = trained("mlp")
+    head = keras.optimizers.SGD(0.1, momentum=0.9)
+    head.build(model.trainable_variables[-2:])
+    head.variables[-1].assign(np.full(head.variables[-1].shape, 0.5, dtype="float32"))
+    writer = checkpoint.Writer()
+    writer.save(model, tmp_path / "last.keras", {"epoch": 1}, optimizer=head)
+    writer.close()
+    saved = checkpoint.read(tmp_path / "last.keras")
+    assert len(saved.optimizer) == len(head.variables)
+    for value, variable in zip(saved.optimizer, head.variables, strict=True):
+        np.testing.assert_array_equal(value, variable.numpy())
+    with zipfile.ZipFile(tmp_path / "last.keras") as archive:
+        assert "labkit/optimizer.npz" in archive.namelist()
 
 
 def test_a_new_learning_rate_or_optimizer_is_saved_by_keras_again(tmp_path):

@@ -1,16 +1,19 @@
 """Run directories (labkit.runs, labkit.files): what a run holds, names, atomic writes, the lock
 that keeps two processes off one run, and reading a run back."""
 
+import errno
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from helpers import error_line
 
 from labkit import files, layout, runs
+from labkit.callbacks import HistoryCsv
 from labkit.errors import LabkitError
 
 
@@ -64,6 +67,51 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("killed mid-write")
     assert json.loads(target.read_text()) == {"status": "running"}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_batch_puts_its_files_in_place_in_order_or_none_of_them(tmp_path, monkeypatch):
+    (tmp_path / "history.csv").write_text("old history")
+    (tmp_path / "last.keras").write_bytes(b"old checkpoint")
+    renamed, real = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: renamed.append(Path(b).name) or real(a, b))
+    with files.Batch() as batch:
+        batch.write(tmp_path / "history.csv", b"new history")
+        batch.write(tmp_path / "best.keras", b"new checkpoint")
+        batch.write(tmp_path / "last.keras", b"new checkpoint")
+        assert (tmp_path / "history.csv").read_text() == "old history"  # nothing in place yet
+    assert renamed == ["history.csv", "best.keras", "last.keras"]
+    assert (tmp_path / "last.keras").read_bytes() == (tmp_path / "best.keras").read_bytes()
+    assert (tmp_path / "history.csv").read_text() == "new history"
+
+    def full(path):  # the disk fills while the checkpoint is flushed
+        if ".last." in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files, "fsync", full)
+    with pytest.raises(files.FileFault, match=r"No space left on the device holding .*last\.keras"):
+        with files.Batch() as batch:
+            batch.write(tmp_path / "history.csv", b"newer history")
+            batch.write(tmp_path / "last.keras", b"newer checkpoint")
+    assert (tmp_path / "history.csv").read_text() == "new history"  # neither file changed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "history.csv",
+                                                          "last.keras"]
+
+
+@pytest.mark.parametrize("rows", [
+    [],
+    [{"epoch": 1, "lr": 1e-05, "seconds": 0.123, "loss": 0.1 + 0.2, "val_loss": float("nan")},
+     {"epoch": 2, "lr": 0.001, "seconds": 12.0, "loss": float("inf"), "val_loss": 1e22}],
+    [{"epoch": 1, "phase": "head, frozen", "lr": 0.1, "loss": -0.0},  # a new column later
+     {"epoch": 2, "phase": 'say "fine"', "lr": 0.01, "loss": 5e-324, "val_loss": 1e16}],
+])
+def test_history_csv_is_what_pandas_writes_however_the_rows_grow(rows):
+    history = HistoryCsv()
+    for n in range(len(rows) + 1):  # epoch after epoch, as training writes it
+        expected = pd.DataFrame(rows[:n], columns=None if n else ["epoch"]).to_csv(index=False)
+        assert history(rows[:n]) == expected
+    if rows:  # an interrupted run keeps fewer rows, then goes on with new ones
+        kept = [*rows[:1], {**rows[-1], "epoch": 2, "loss": 0.5}]
+        assert history(kept) == pd.DataFrame(kept).to_csv(index=False)
 
 
 def test_lock_refuses_a_second_process_and_takes_over_a_stale_one(tmp_path):
