@@ -270,9 +270,12 @@ class RunRecorder(keras.callbacks.Callback):
 class Heartbeat(keras.callbacks.Callback):
     """A line every ``interval`` seconds inside a long epoch (``epoch 3/30: step 120/500,
     10 s``), for logs, where Keras's bar is not drawn. It reads only the clock and the step
-    number, so Keras keeps its asynchronous batch-end dispatch on JAX (``async_safe``)."""
+    number: called at once after each step, without the logs' host sync (``light_batch_hooks``,
+    see :mod:`labkit.callback_list`), and safe for Keras's asynchronous dispatch
+    (``async_safe``)."""
 
     async_safe = True
+    light_batch_hooks = True
 
     def __init__(self, interval: float = 10.0) -> None:
         super().__init__()

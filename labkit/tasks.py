@@ -86,7 +86,10 @@ def evaluate_split(model, split, *, prep=None, batch_size: int = 256,
     """The compiled model's loss and metrics on ``split``, keys prefixed: ``test_loss``,
     ``test_accuracy``. The loss is Keras's, as in history.csv's ``val_loss``: the task's loss plus
     the weight penalties (``l1``/``l2``) of the model."""
+    from labkit.callback_list import EpochCallbacks
+
     fed = pipeline.inputs(split, batch_size, prep=prep, cache=False)
     args = fed if isinstance(fed, tuple) else (fed,)
-    results = model.evaluate(*args, batch_size=batch_size, verbose=0, return_dict=True)
+    results = model.evaluate(*args, batch_size=batch_size, verbose=0, return_dict=True,
+                             callbacks=EpochCallbacks(model=model))  # no per-step dispatch
     return {f"{prefix}_{k}": float(v) for k, v in results.items()}

@@ -43,6 +43,7 @@ from labkit import (
     seeding,
     tasks,
 )
+from labkit.callback_list import EpochCallbacks, steps_of
 from labkit.callbacks import RunRecorder, training_controls
 from labkit.config import TrainConfig
 from labkit.data import pipeline
@@ -377,10 +378,13 @@ def fit_phases(prepared: Prepared, recorder: RunRecorder,
                                      recorder.run.file(layout.TENSORBOARD))
         already = state["phase_epochs"] if resuming else 0
         recorder.start_phase(index, phase.name, phase.epochs, already, controls)
-        start = len(recorder.rows)
-        target.fit(initial_epoch=start, epochs=start + phase.epochs - already,
-                   callbacks=[*controls, recorder, *heartbeat()], verbose=progress_mode(),
-                   **fit_kwargs(prepared, features))
+        start, end = len(recorder.rows), len(recorder.rows) + phase.epochs - already
+        kwargs = fit_kwargs(prepared, features)
+        callbacks = EpochCallbacks([*controls, recorder, *heartbeat()], model=target,
+                                   verbose=progress_mode(), epochs=end,
+                                   steps=steps_of(kwargs["x"]), history=True)
+        target.fit(initial_epoch=start, epochs=end, callbacks=callbacks,
+                   verbose=progress_mode(), **kwargs)
         if recorder.diverged:
             return
         recorder.end_phase()

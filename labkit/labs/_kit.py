@@ -235,16 +235,19 @@ def fit(model, d: dict, *, epochs: int, batch_size: int = 32, callbacks=(), augm
     history as a table with an ``epoch`` column and ``val_examples`` (the validation split's
     size, for the binomial noise of its accuracies)."""
     from labkit import progress
+    from labkit.callback_list import EpochCallbacks
     from labkit.data import pipeline
 
     train = pipeline.training_batches((d["x_train"], d["y_train"]), batch_size, seed=seed,
                                       augment=augment)
     shown = progress.current()  # the lab's bar: this fit's epochs beside its count of fits
+    epoch_shown = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: shown.set_postfix_str(f"epoch {epoch + 1}/{epochs}",
+                                                               refresh=False))
     history = model.fit(train, validation_data=(d["x_val"], d["y_val"]), epochs=epochs,
-                        verbose=0, shuffle=False,
-                        callbacks=[*callbacks, keras.callbacks.LambdaCallback(
-                            on_epoch_end=lambda epoch, logs: shown.set_postfix_str(
-                                f"epoch {epoch + 1}/{epochs}", refresh=False))], **kwargs)
+                        verbose=0, shuffle=False, **kwargs,
+                        callbacks=EpochCallbacks([*callbacks, epoch_shown], model=model,
+                                                 epochs=epochs, history=True))
     shown.update(1)
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
