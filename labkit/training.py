@@ -379,12 +379,12 @@ def fit_phases(prepared: Prepared, recorder: RunRecorder,
         already = state["phase_epochs"] if resuming else 0
         recorder.start_phase(index, phase.name, phase.epochs, already, controls)
         start, end = len(recorder.rows), len(recorder.rows) + phase.epochs - already
-        kwargs = fit_kwargs(prepared, features)
+        kwargs, verbose = fit_kwargs(prepared, features), progress_mode()
         callbacks = EpochCallbacks([*controls, recorder, *heartbeat()], model=target,
-                                   verbose=progress_mode(), epochs=end,
-                                   steps=steps_of(kwargs["x"]), history=True)
-        target.fit(initial_epoch=start, epochs=end, callbacks=callbacks,
-                   verbose=progress_mode(), **kwargs)
+                                   verbose=verbose, epochs=end, steps=steps_of(kwargs["x"]),
+                                   history=True)
+        target.fit(initial_epoch=start, epochs=end, callbacks=callbacks, verbose=verbose,
+                   **kwargs)
         if recorder.diverged:
             return
         recorder.end_phase()
