@@ -138,15 +138,19 @@ def test_a_new_learning_rate_or_optimizer_is_saved_by_keras_again(tmp_path):
     same_as_model_save(tmp_path / "a.keras", model, tmp_path)
 
 
-def slow_flush(monkeypatch, prefix: str, seconds: float, fault: int | None = None):
-    """Flushing a temporary file named ``prefix…`` takes ``seconds`` (then fails with
-    ``fault``); an event is set while one is in progress."""
+def slow_flush(monkeypatch, prefix: str, seconds: float, fault: int | None = None,
+               gate: threading.Event | None = None):
+    """Flushing a temporary file named ``prefix…`` takes ``seconds``, or lasts until ``gate`` is
+    set (then fails with ``fault``); an event is set while one is in progress."""
     real, busy = files.fsync, threading.Event()
 
     def fsync(path):
         if Path(path).name.startswith(prefix):
             busy.set()
-            time.sleep(seconds)
+            if gate is None:
+                time.sleep(seconds)
+            else:
+                assert gate.wait(60), "the test never let the flush end"
             busy.clear()
             if fault is not None:
                 raise OSError(fault, os.strerror(fault))
@@ -159,11 +163,12 @@ def slow_flush(monkeypatch, prefix: str, seconds: float, fault: int | None = Non
 def test_a_checkpoint_is_written_while_the_caller_goes_on(tmp_path, monkeypatch):
     model, train = trained("mlp")
     writer = checkpoint.Writer(background_bytes=0)  # in the background, however small
-    busy = slow_flush(monkeypatch, ".last.", 0.5)
-    start = time.perf_counter()
+    gate = threading.Event()  # the flush lasts until the test says: no clock involved
+    busy = slow_flush(monkeypatch, ".last.", 0, gate=gate)
     writer.save(model, tmp_path / "last.keras", {"epoch": 1}, optimizer=model.optimizer)
-    assert time.perf_counter() - start < 0.4 and busy.wait(5)
+    assert busy.wait(5)  # save returned while its flush is still held in the writer
     assert not (tmp_path / "last.keras").exists() and writer.state is None
+    gate.set()
     train()  # meanwhile
     writer.save(model, tmp_path / "last.keras", {"epoch": 2}, optimizer=model.optimizer)
     assert checkpoint.read(tmp_path / "last.keras").state == {"epoch": 1}  # waited for it

@@ -111,11 +111,19 @@ def test_a_read_only_folder_is_named(cli, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # the half-made run folder was removed
 
 
+@pytest.fixture(scope="module")
+def finished_once(tmp_path_factory) -> Path:
+    run = labkit.train("mlp", dataset="digits", epochs=3, units=[8],
+                       runs_dir=str(tmp_path_factory.mktemp("finished")), name="done",
+                       echo=lambda _: None)
+    return run.path
+
+
 @pytest.fixture
-def finished(tmp_path):
-    run = labkit.train("mlp", dataset="digits", epochs=3, units=[8], runs_dir=str(tmp_path),
-                       name="done", echo=lambda _: None)
-    return run
+def finished(finished_once, tmp_path):
+    """A finished 3-epoch run of its own for each test, copied from one trained once (a run
+    folder moves: nothing in it names its own path)."""
+    return labkit.load_run(shutil.copytree(finished_once, tmp_path / "done"))
 
 
 def test_resume_falls_back_to_best_keras_when_last_keras_is_damaged(cli, finished):
