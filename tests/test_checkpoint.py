@@ -139,9 +139,10 @@ def test_a_new_learning_rate_or_optimizer_is_saved_by_keras_again(tmp_path):
 
 
 def slow_flush(monkeypatch, prefix: str, seconds: float, fault: int | None = None,
-               gate: threading.Event | None = None):
-    """Flushing a temporary file named ``prefix…`` takes ``seconds``, or lasts until ``gate`` is
-    set (then fails with ``fault``); an event is set while one is in progress."""
+               gate: threading.Semaphore | None = None):
+    """Flushing a temporary file named ``prefix…`` takes ``seconds``, or lasts until the test
+    releases ``gate`` once (then fails with ``fault``); an event is set while one is in
+    progress."""
     real, busy = files.fsync, threading.Event()
 
     def fsync(path):
@@ -150,7 +151,7 @@ def slow_flush(monkeypatch, prefix: str, seconds: float, fault: int | None = Non
             if gate is None:
                 time.sleep(seconds)
             else:
-                assert gate.wait(60), "the test never let the flush end"
+                assert gate.acquire(timeout=60), "the test never let the flush end"
             busy.clear()
             if fault is not None:
                 raise OSError(fault, os.strerror(fault))
@@ -163,17 +164,24 @@ def slow_flush(monkeypatch, prefix: str, seconds: float, fault: int | None = Non
 def test_a_checkpoint_is_written_while_the_caller_goes_on(tmp_path, monkeypatch):
     model, train = trained("mlp")
     writer = checkpoint.Writer(background_bytes=0)  # in the background, however small
-    gate = threading.Event()  # the flush lasts until the test says: no clock involved
+    gate = threading.Semaphore(0)  # a flush ends when the test lets it: no clock involved
     busy = slow_flush(monkeypatch, ".last.", 0, gate=gate)
-    writer.save(model, tmp_path / "last.keras", {"epoch": 1}, optimizer=model.optimizer)
-    assert busy.wait(5)  # save returned while its flush is still held in the writer
-    assert not (tmp_path / "last.keras").exists() and writer.state is None
-    gate.set()
+    last = tmp_path / "last.keras"
+    writer.save(model, last, {"epoch": 1}, optimizer=model.optimizer)
+    assert busy.wait(30)  # save returned while its flush is still held in the writer
+    assert not last.exists() and writer.state is None
     train()  # meanwhile
-    writer.save(model, tmp_path / "last.keras", {"epoch": 2}, optimizer=model.optimizer)
-    assert checkpoint.read(tmp_path / "last.keras").state == {"epoch": 1}  # waited for it
+    second = threading.Thread(target=writer.save, args=(model, last, {"epoch": 2}),
+                              kwargs={"optimizer": model.optimizer})
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # the next save waits for the write before it...
+    gate.release()
+    second.join(60)
+    assert not second.is_alive() and checkpoint.read(last).state == {"epoch": 1}  # ...whole
+    gate.release()
     writer.wait()
-    assert writer.state == {"epoch": 2} == checkpoint.read(tmp_path / "last.keras").state
+    assert writer.state == {"epoch": 2} == checkpoint.read(last).state
     writer.close()
 
 
@@ -187,7 +195,8 @@ def test_a_fault_in_the_writer_is_raised_once_and_the_last_file_stays_whole(tmp_
     train()
     writer.save(model, tmp_path / "last.keras", {"epoch": 2}, optimizer=model.optimizer)
     with pytest.raises(files.FileFault, match="No space left on the device holding"):
-        for _ in range(100):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             writer.check()  # never waits: raises once the write has failed
             time.sleep(0.02)
     writer.check()

@@ -338,8 +338,13 @@ def test_server_plays_in_the_background_and_refreshes_heatmaps(server):
     status, state = call(server, "/api/session", {"settings": {"dataset": "circle"}})
     sid, version = state["id"], state["version"]
     call(server, "/api/control", {"id": sid, "action": "play"})
-    time.sleep(1.5)
-    status, state = call(server, f"/api/state?id={sid}&since=0&have={version}")
+    deadline = time.monotonic() + 60  # ~1 s here; a loaded machine may take longer
+    while True:
+        time.sleep(0.1)
+        status, state = call(server, f"/api/state?id={sid}&since=0&have={version}")
+        if (state["epoch"] >= 10 and state["version"] - version >= 5
+                or time.monotonic() > deadline):
+            break
     call(server, "/api/control", {"id": sid, "action": "pause"})
     assert state["playing"] and state["epoch"] >= 10
     assert state["version"] - version >= 5  # heatmaps refreshed while training
@@ -354,7 +359,9 @@ def test_a_page_that_goes_away_stops_its_training(server, monkeypatch):
     monkeypatch.setattr(module, "IDLE_SECONDS", 0.5)
     status, state = call(server, "/api/session", {"settings": {}})
     call(server, "/api/control", {"id": state["id"], "action": "play"})
-    time.sleep(1.5)  # the page stops asking
+    deadline = time.monotonic() + 30  # the page stops asking: the trainer stops after 0.5 s
+    while server.trainer.playing and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not server.trainer.playing
     # A second page takes over; the first one's requests are refused.
     status, other = call(server, "/api/session", {"settings": {}})
