@@ -6,12 +6,6 @@ from labkit import layout
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Load Keras on its configured backend first: `labkit describe` would otherwise pick the light
-# numpy backend for the whole test process. TensorFlow starts as the CLI starts it, quietly.
-from labkit._startup import import_tensorflow  # noqa: E402
-
-import_tensorflow()
-import keras  # noqa: E402, F401
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
@@ -34,6 +28,19 @@ def checkout_state() -> set[str] | None:
         return None
     return {line for line in found.stdout.splitlines()
             if line.startswith(("??", "!!")) and not line.endswith(BUILD)}
+
+
+def pytest_configure(config):
+    """Load Keras on its configured backend before any test module: `labkit describe` would
+    otherwise pick the light numpy backend for the whole test process. TensorFlow starts as the
+    CLI starts it, quietly. Not in pytest-xdist's controller, which runs no test (its ~4-8 s
+    would come before the workers start)."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    from labkit._startup import import_tensorflow
+
+    import_tensorflow()
+    import keras  # noqa: F401
 
 
 def pytest_sessionstart(session):
@@ -132,6 +139,7 @@ def base_run(tmp_path_factory):
 def notop_weights(tmp_path_factory):
     """A VGG16 notop weights file in Keras's own layout, saved from a random base."""
     import h5py
+    import keras
     from keras.src.legacy.saving import legacy_h5_format
 
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))

@@ -201,14 +201,16 @@ def test_a_faster_path_that_is_off_is_one_note(monkeypatch, cli, tmp_path):
     monkeypatch.setattr(devices, "has_gpu", lambda: False)
     monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: True)
     assert devices.faster_path("mixed") is None
-    result = cli("train", "mlp", "--epochs", "1", "--runs-dir", tmp_path, "--name", "bf16")
+    result = cli("train", "mlp", "--dataset", "xor", "--set", "units=[4]", "--epochs", "1",
+                 "--runs-dir", tmp_path, "--name", "bf16")
     notes = [line for line in result.output.splitlines() if "computes bfloat16" in line]
     assert notes == [devices.faster_path("float32")]
     assert notes[0].startswith("note: this CPU computes bfloat16; --precision mixed trained "
                                "~1.6× faster")
     monkeypatch.setattr(devices, "cpu_supports_bfloat16", lambda: False)
     assert devices.faster_path("float32") is None
-    result = cli("train", "mlp", "--epochs", "1", "--runs-dir", tmp_path, "--name", "plain")
+    result = cli("train", "mlp", "--dataset", "xor", "--set", "units=[4]", "--epochs", "1",
+                 "--runs-dir", tmp_path, "--name", "plain")
     assert "bfloat16" not in result.output
 
 

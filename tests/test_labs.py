@@ -35,10 +35,12 @@ def lab_runs(tmp_path_factory):
     return run
 
 
-# Quick, but 6-25 s each on 2 cores: they run with `make test-slow` (the fast suite keeps a lab
-# of each kind: optimisation, regularisation, convolution, depth, seeing).
+# Quick, but 4-25 s each on 2 cores: they run with `make test-slow` (the fast suite keeps a lab
+# of each kind: optimisation (gd-vs-sgd, momentum), regularisation (dropout), convolution,
+# depth (vanishing-gradients), seeing).
 HEAVY = {"residual", "playground", "transfer", "early-stopping", "weight-decay",
-         "parameter-sharing", "ensemble", "adaptive-optimizers", "augmentation"}
+         "parameter-sharing", "ensemble", "adaptive-optimizers", "augmentation",
+         "learning-rate", "lr-schedule", "initialization"}
 
 
 def holds(verdict: str) -> bool:
