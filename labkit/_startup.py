@@ -5,7 +5,8 @@ and when it first looks for devices, before its logging can be configured, so
 ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them. The CLI imports TensorFlow through
 :func:`import_tensorflow`, which sends descriptor 2 to a temporary file meanwhile and puts it
 back right after; what was written is replayed when the import fails or ``LABKIT_VERBOSE=1``
-(not when it is interrupted: Ctrl-C in the first seconds ends quietly). On another Keras backend
+(a Ctrl-C meanwhile is held until the import is done, then ends quietly: an import interrupted
+half-way could lose it or abort the process). On another Keras backend
 TensorFlow is imported quietly too when it is installed, since ``keras.utils.set_random_seed``
 imports it on every backend.
 """
@@ -27,9 +28,9 @@ def import_tensorflow():
     if "tensorflow" in sys.modules:
         tf = sys.modules["tensorflow"]
     else:
-        from labkit.interrupts import kept_interrupts
+        from labkit.interrupts import deferred_interrupts
 
-        with kept_interrupts():  # a Ctrl-C can land in a gc callback of JAX's import and be lost
+        with deferred_interrupts():  # a Ctrl-C meanwhile stops once the import is done
             tf = _import_quietly()
     quiet_python_logging()
     return tf

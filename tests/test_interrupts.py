@@ -9,7 +9,7 @@ import pytest
 
 import labkit
 from labkit import training
-from labkit.interrupts import stop_on_signals
+from labkit.interrupts import Terminated, deferred_interrupts, stop_on_signals
 
 
 def test_signals_set_the_event_inside_and_the_previous_handlers_return_after():
@@ -29,6 +29,30 @@ def test_signals_set_the_event_inside_and_the_previous_handlers_return_after():
         assert seen == [signal.SIGTERM]  # the caller's handler, not labkit's
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_deferred_interrupt_is_raised_once_the_block_is_done_and_a_second_at_once():
+    """TensorFlow's import runs inside: a Ctrl-C meanwhile must neither land inside it nor be
+    lost."""
+    previous = signal.getsignal(signal.SIGTERM)
+    done = []
+    with pytest.raises(Terminated):
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0.5)  # let the handler run, if the kill has not yet
+            done.append("the rest of the block")
+    assert done == ["the rest of the block"]
+    assert signal.getsignal(signal.SIGTERM) is previous
+    with pytest.raises(Terminated):
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0.5)
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0.5)
+            done.append("not reached")
+    assert done == ["the rest of the block"]
+    with deferred_interrupts():  # nothing received: nothing raised
+        pass
 
 
 def test_an_ignored_signal_stays_ignored():
